@@ -1,0 +1,1 @@
+//! Secrets that cannot be printed and are compared in constant time.
