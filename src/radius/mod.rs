@@ -4,3 +4,13 @@
 //! function, [`random::fill`], so tests can see every place that draws it.
 
 pub mod attr;
+pub mod auth;
+pub mod code;
+pub mod crypt;
+pub mod packet;
+pub mod random;
+
+pub use auth::{AuthError, Verified, encode_request, encode_response, verify_request, verify_response};
+pub use code::Code;
+pub use crypt::{CryptError, Keying, Salts};
+pub use packet::{Attribute, DecodeError, EncodeError, Packet};

@@ -1,0 +1,221 @@
+//! Attribute hiding: User-Password (RFC 2865 §5.2) and the salted scheme shared by
+//! Tunnel-Password (RFC 2868 §3.5) and MS-MPPE-Send/Recv-Key (RFC 2548 §2.4.2–3).
+//!
+//! A proxy moves hidden values between two keyings — (NAS secret, NAS request
+//! authenticator) and (upstream secret, upstream request authenticator) — so every
+//! scheme has a `reencrypt` that decrypts under one [`Keying`] and encrypts under the
+//! other, with a fresh salt where the scheme has one.
+
+use md5::{Digest, Md5};
+use zeroize::Zeroizing;
+
+use super::random;
+
+/// The longest User-Password RFC 2865 §5.2 allows.
+pub const MAX_PASSWORD_LEN: usize = 128;
+/// The longest salted plaintext: (253 − 2 salt − 1 tag) rounded down to 16, less the length octet.
+pub const MAX_SALTED_LEN: usize = 239;
+
+/// Why a value cannot be hidden or revealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptError {
+    /// A password longer than 128 octets.
+    #[error("password of {0} octets is longer than 128")]
+    PasswordTooLong(usize),
+    /// A hidden value whose length is not a non-zero multiple of 16 within limits.
+    #[error("hidden value of {0} octets is not a multiple of 16 within limits")]
+    BadHiddenLength(usize),
+    /// A salted plaintext longer than [`MAX_SALTED_LEN`].
+    #[error("value of {0} octets is too long to salt-encrypt")]
+    TooLong(usize),
+    /// A salted value too short to hold a salt and one block, or without the salt's high bit.
+    #[error("salted value is malformed")]
+    BadSalt,
+    /// The decrypted length octet exceeds the data (wrong secret or authenticator).
+    #[error("decrypted length octet does not fit: wrong secret or authenticator")]
+    BadInnerLength,
+}
+
+/// The key material one side of a proxy uses for hidden attributes.
+#[derive(Clone, Copy)]
+pub struct Keying<'a> {
+    /// The shared secret.
+    pub secret: &'a [u8],
+    /// The Request Authenticator of the request this value belongs to (or answers).
+    pub authenticator: &'a [u8; 16],
+}
+
+impl std::fmt::Debug for Keying<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keying(<redacted>)")
+    }
+}
+
+fn md5_pair(a: &[u8], b: &[u8]) -> [u8; 16] {
+    let mut h = Md5::new();
+    h.update(a);
+    h.update(b);
+    h.finalize().into()
+}
+
+/// XORs `data` (a multiple of 16 octets) with the RFC 2865 §5.2 key stream that
+/// starts from `first` and chains on the *ciphertext* blocks.
+fn stream(data: &mut [u8], secret: &[u8], first: [u8; 16], encrypt: bool) {
+    let mut key = first;
+    for block in data.chunks_mut(16) {
+        let mut cipher = [0; 16];
+        for (i, byte) in block.iter_mut().enumerate() {
+            let c = if encrypt { *byte ^ key[i] } else { *byte };
+            *byte ^= key[i];
+            cipher[i] = c;
+        }
+        key = md5_pair(secret, &cipher);
+    }
+}
+
+/// Hides a User-Password (RFC 2865 §5.2): padded with NULs to a multiple of 16.
+pub fn hide_password(password: &[u8], keying: Keying<'_>) -> Result<Vec<u8>, CryptError> {
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(CryptError::PasswordTooLong(password.len()));
+    }
+    let padded = password.len().div_ceil(16).max(1) * 16;
+    let mut out = password.to_vec();
+    out.resize(padded, 0);
+    stream(&mut out, keying.secret, md5_pair(keying.secret, keying.authenticator), true);
+    Ok(out)
+}
+
+/// Reveals a hidden User-Password. Trailing NUL padding is removed.
+pub fn unhide_password(
+    hidden: &[u8],
+    keying: Keying<'_>,
+) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    let len = hidden.len();
+    if len == 0 || len % 16 != 0 || len > MAX_PASSWORD_LEN {
+        return Err(CryptError::BadHiddenLength(len));
+    }
+    let mut out = Zeroizing::new(hidden.to_vec());
+    stream(&mut out, keying.secret, md5_pair(keying.secret, keying.authenticator), false);
+    let end = out.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    out.truncate(end);
+    Ok(out)
+}
+
+/// Moves a hidden User-Password from one keying to another.
+pub fn reencrypt_password(
+    hidden: &[u8],
+    from: Keying<'_>,
+    to: Keying<'_>,
+) -> Result<Vec<u8>, CryptError> {
+    hide_password(&unhide_password(hidden, from)?, to)
+}
+
+/// Unique salts for the salted attributes of one packet: RFC 2868 §3.5 wants the
+/// salt's high bit set and every salt in a packet unique.
+#[derive(Debug)]
+pub struct Salts(u16);
+
+impl Salts {
+    /// A random starting point.
+    pub fn new() -> Self {
+        let mut b = [0; 2];
+        random::fill(&mut b);
+        Self(u16::from_be_bytes(b))
+    }
+
+    /// The next salt: distinct from the previous 32,767 and with the high bit set.
+    pub fn next_salt(&mut self) -> [u8; 2] {
+        self.0 = self.0.wrapping_add(1);
+        (self.0 | 0x8000).to_be_bytes()
+    }
+}
+
+impl Default for Salts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Salt-encrypts `plain`: returns `salt ‖ E(len ‖ plain ‖ padding)`.
+pub fn salt_encrypt(plain: &[u8], keying: Keying<'_>, salt: [u8; 2]) -> Result<Vec<u8>, CryptError> {
+    if plain.len() > MAX_SALTED_LEN {
+        return Err(CryptError::TooLong(plain.len()));
+    }
+    let mut data = Zeroizing::new(Vec::with_capacity(2 + (plain.len() + 1).div_ceil(16) * 16));
+    data.push(plain.len() as u8); // ≤ 239, checked above
+    data.extend_from_slice(plain);
+    let padded = data.len().div_ceil(16) * 16;
+    data.resize(padded, 0);
+    let mut first = Md5::new();
+    first.update(keying.secret);
+    first.update(keying.authenticator);
+    first.update(salt);
+    stream(&mut data, keying.secret, first.finalize().into(), true);
+    let mut out = Vec::with_capacity(2 + data.len());
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+/// Reveals a salt-encrypted value (`salt ‖ ciphertext`).
+pub fn salt_decrypt(value: &[u8], keying: Keying<'_>) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    let Some((salt, cipher)) = value.split_first_chunk::<2>() else {
+        return Err(CryptError::BadSalt);
+    };
+    if salt[0] & 0x80 == 0 || cipher.is_empty() || cipher.len() % 16 != 0 {
+        return Err(CryptError::BadSalt);
+    }
+    let mut data = Zeroizing::new(cipher.to_vec());
+    let mut first = Md5::new();
+    first.update(keying.secret);
+    first.update(keying.authenticator);
+    first.update(salt);
+    stream(&mut data, keying.secret, first.finalize().into(), false);
+    let len = usize::from(data[0]);
+    if len + 1 > data.len() {
+        return Err(CryptError::BadInnerLength);
+    }
+    Ok(Zeroizing::new(data[1..=len].to_vec()))
+}
+
+/// Moves a salt-encrypted value to another keying, with a fresh salt.
+pub fn reencrypt_salted(
+    value: &[u8],
+    from: Keying<'_>,
+    to: Keying<'_>,
+    salt: [u8; 2],
+) -> Result<Vec<u8>, CryptError> {
+    salt_encrypt(&salt_decrypt(value, from)?, to, salt)
+}
+
+/// Encrypts a Tunnel-Password value: `tag ‖ salt ‖ E(len ‖ password ‖ padding)`.
+pub fn tunnel_password_encrypt(
+    tag: u8,
+    password: &[u8],
+    keying: Keying<'_>,
+    salt: [u8; 2],
+) -> Result<Vec<u8>, CryptError> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&salt_encrypt(password, keying, salt)?);
+    Ok(out)
+}
+
+/// Decrypts a Tunnel-Password value into (tag, password).
+pub fn tunnel_password_decrypt(
+    value: &[u8],
+    keying: Keying<'_>,
+) -> Result<(u8, Zeroizing<Vec<u8>>), CryptError> {
+    let (tag, rest) = value.split_first().ok_or(CryptError::BadSalt)?;
+    Ok((*tag, salt_decrypt(rest, keying)?))
+}
+
+/// Moves a Tunnel-Password value to another keying, keeping its tag, with a fresh salt.
+pub fn reencrypt_tunnel_password(
+    value: &[u8],
+    from: Keying<'_>,
+    to: Keying<'_>,
+    salt: [u8; 2],
+) -> Result<Vec<u8>, CryptError> {
+    let (tag, plain) = tunnel_password_decrypt(value, from)?;
+    tunnel_password_encrypt(tag, &plain, to, salt)
+}
