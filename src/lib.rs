@@ -1,10 +1,36 @@
 //! portvakt — a RADIUS multi-factor proxy.
 //!
+//! VPN and remote-desktop gateways (RADIUS clients, "NAS") send their logins to
+//! portvakt instead of the directory (NPS, FreeRADIUS). portvakt relays each login to
+//! the directory and back, and — for logins from off-site — asks for a second factor.
+//!
 //! # Layout
 //!
+//! A request's way, in the order it meets these modules (see [`pipeline`]):
+//!
+//! - [`daemon`]: binds the UDP listeners, runs the receive loops, drains on shutdown;
+//!   owns the read-only shared [`daemon::Context`].
+//! - [`pipeline`]: one request top to bottom: client, authenticity, duplicates,
+//!   then Status-Server, access or accounting. Drops are values with a reason.
+//! - [`clients`]: the NAS table (source address → client and secret).
+//! - [`replay`]: duplicate detection and the reply cache (RFC 5080 §2.2.2).
+//! - [`relay`]: turning a NAS request into an upstream one and a reply back,
+//!   re-hiding passwords and re-encrypting keys on the way.
+//! - [`upstream`]: the directory servers: Identifier pools, verification, failover,
+//!   Status-Server probes.
 //! - [`radius`]: the sans-IO RADIUS codec — bytes in, values out; no sockets, no clock.
+//! - [`config`]: TOML → typed [`config::Settings`], validated before any socket is bound.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
+//! - [`audit`]: escaping for log lines.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod clients;
+pub mod config;
+pub mod daemon;
+pub mod pipeline;
 pub mod radius;
+pub mod relay;
+pub mod replay;
 pub mod secret;
+pub mod upstream;

@@ -88,7 +88,9 @@ fn header_auth(raw: &[u8]) -> [u8; 16] {
 /// Checks the Message-Authenticator of `raw`, if present, computed with `header` in the
 /// Authenticator field.
 fn check_ma(raw: &[u8], header: &[u8; 16], secret: &[u8]) -> Result<bool, AuthError> {
-    let Some(at) = ma_value_offset(raw)? else { return Ok(false) };
+    let Some(at) = ma_value_offset(raw)? else {
+        return Ok(false);
+    };
     let want = compute_ma(raw, header, at, secret);
     if bool::from(want.ct_eq(&raw[at..at + 16])) {
         Ok(true)
@@ -112,10 +114,14 @@ pub fn verify_request(datagram: &[u8], secret: &[u8]) -> Result<Verified, AuthEr
             return Err(AuthError::BadAuthenticator);
         }
         let message_authenticator = check_ma(raw, &[0; 16], secret)?;
-        return Ok(Verified { message_authenticator });
+        return Ok(Verified {
+            message_authenticator,
+        });
     }
     let message_authenticator = check_ma(raw, &header_auth(raw), secret)?;
-    Ok(Verified { message_authenticator })
+    Ok(Verified {
+        message_authenticator,
+    })
 }
 
 /// Verifies a reply to a request we sent with `request_authenticator`: the Response
@@ -131,7 +137,9 @@ pub fn verify_response(
         return Err(AuthError::BadAuthenticator);
     }
     let message_authenticator = check_ma(raw, request_authenticator, secret)?;
-    Ok(Verified { message_authenticator })
+    Ok(Verified {
+        message_authenticator,
+    })
 }
 
 /// Encodes a request we send, signed for `secret`.
@@ -143,7 +151,11 @@ pub fn verify_response(
 pub fn encode_request(packet: &Packet, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
     let mut raw = packet.encode()?;
     let computed = packet.code.has_computed_request_authenticator();
-    let header = if computed { [0; 16] } else { packet.authenticator };
+    let header = if computed {
+        [0; 16]
+    } else {
+        packet.authenticator
+    };
     fill_ma(&mut raw, &header, secret);
     if computed {
         let auth = compute_md5_auth(&raw, &[0; 16], secret);

@@ -81,7 +81,12 @@ pub fn hide_password(password: &[u8], keying: Keying<'_>) -> Result<Vec<u8>, Cry
     let padded = password.len().div_ceil(16).max(1) * 16;
     let mut out = password.to_vec();
     out.resize(padded, 0);
-    stream(&mut out, keying.secret, md5_pair(keying.secret, keying.authenticator), true);
+    stream(
+        &mut out,
+        keying.secret,
+        md5_pair(keying.secret, keying.authenticator),
+        true,
+    );
     Ok(out)
 }
 
@@ -95,7 +100,12 @@ pub fn unhide_password(
         return Err(CryptError::BadHiddenLength(len));
     }
     let mut out = Zeroizing::new(hidden.to_vec());
-    stream(&mut out, keying.secret, md5_pair(keying.secret, keying.authenticator), false);
+    stream(
+        &mut out,
+        keying.secret,
+        md5_pair(keying.secret, keying.authenticator),
+        false,
+    );
     let end = out.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
     out.truncate(end);
     Ok(out)
@@ -137,7 +147,11 @@ impl Default for Salts {
 }
 
 /// Salt-encrypts `plain`: returns `salt ‖ E(len ‖ plain ‖ padding)`.
-pub fn salt_encrypt(plain: &[u8], keying: Keying<'_>, salt: [u8; 2]) -> Result<Vec<u8>, CryptError> {
+pub fn salt_encrypt(
+    plain: &[u8],
+    keying: Keying<'_>,
+    salt: [u8; 2],
+) -> Result<Vec<u8>, CryptError> {
     if plain.len() > MAX_SALTED_LEN {
         return Err(CryptError::TooLong(plain.len()));
     }

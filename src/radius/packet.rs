@@ -123,7 +123,12 @@ const SINGLETONS: [u8; 5] = [
 impl Packet {
     /// A packet with no attributes.
     pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Self {
-        Self { code, identifier, authenticator, attributes: Vec::new() }
+        Self {
+            code,
+            identifier,
+            authenticator,
+            attributes: Vec::new(),
+        }
     }
 
     /// Decodes a datagram. Octets past the Length field are padding and ignored.
@@ -148,16 +153,29 @@ impl Packet {
             if typ == attr::MESSAGE_AUTHENTICATOR && value.len() != 16 {
                 return Err(DecodeError::BadMessageAuthenticator(value.len()));
             }
-            attributes.push(Attribute { typ, value: value.to_vec() });
+            attributes.push(Attribute {
+                typ,
+                value: value.to_vec(),
+            });
         }
         let mut authenticator = [0; 16];
         authenticator.copy_from_slice(&raw[4..HEADER_LEN]);
-        Ok(Self { code, identifier: raw[1], authenticator, attributes })
+        Ok(Self {
+            code,
+            identifier: raw[1],
+            authenticator,
+            attributes,
+        })
     }
 
     /// The length of the encoded packet.
     pub fn encoded_len(&self) -> usize {
-        HEADER_LEN + self.attributes.iter().map(|a| 2 + a.value.len()).sum::<usize>()
+        HEADER_LEN
+            + self
+                .attributes
+                .iter()
+                .map(|a| 2 + a.value.len())
+                .sum::<usize>()
     }
 
     /// Encodes the packet with its Authenticator field as it stands.
@@ -177,7 +195,10 @@ impl Packet {
         out.extend_from_slice(&self.authenticator);
         for a in &self.attributes {
             if a.value.len() > MAX_VALUE_LEN {
-                return Err(EncodeError::ValueTooLong { typ: a.typ, len: a.value.len() });
+                return Err(EncodeError::ValueTooLong {
+                    typ: a.typ,
+                    len: a.value.len(),
+                });
             }
             out.push(a.typ);
             out.push((a.value.len() + 2) as u8);
@@ -188,12 +209,18 @@ impl Packet {
 
     /// The value of the first attribute of this type.
     pub fn attr(&self, typ: u8) -> Option<&[u8]> {
-        self.attributes.iter().find(|a| a.typ == typ).map(|a| a.value.as_slice())
+        self.attributes
+            .iter()
+            .find(|a| a.typ == typ)
+            .map(|a| a.value.as_slice())
     }
 
     /// The values of every attribute of this type, in order.
     pub fn attrs(&self, typ: u8) -> impl Iterator<Item = &[u8]> {
-        self.attributes.iter().filter(move |a| a.typ == typ).map(|a| a.value.as_slice())
+        self.attributes
+            .iter()
+            .filter(move |a| a.typ == typ)
+            .map(|a| a.value.as_slice())
     }
 
     /// Whether an attribute of this type is present.
@@ -203,7 +230,10 @@ impl Packet {
 
     /// Appends an attribute.
     pub fn push(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
-        self.attributes.push(Attribute { typ, value: value.into() });
+        self.attributes.push(Attribute {
+            typ,
+            value: value.into(),
+        });
     }
 
     /// Appends a string as one or more attributes of at most 253 octets each
@@ -224,7 +254,13 @@ impl Packet {
     /// precede any attacker-influenced attribute.
     pub fn set_message_authenticator_first(&mut self) {
         self.remove(attr::MESSAGE_AUTHENTICATOR);
-        self.attributes.insert(0, Attribute { typ: attr::MESSAGE_AUTHENTICATOR, value: vec![0; 16] });
+        self.attributes.insert(
+            0,
+            Attribute {
+                typ: attr::MESSAGE_AUTHENTICATOR,
+                value: vec![0; 16],
+            },
+        );
     }
 
     /// User-Name, if present.
@@ -262,7 +298,10 @@ pub fn packet_bytes(datagram: &[u8]) -> Result<&[u8], DecodeError> {
     if !(HEADER_LEN..=MAX_PACKET_LEN).contains(&length) {
         return Err(DecodeError::BadLength(length));
     }
-    datagram.get(..length).ok_or(DecodeError::Truncated { length, actual: datagram.len() })
+    datagram.get(..length).ok_or(DecodeError::Truncated {
+        length,
+        actual: datagram.len(),
+    })
 }
 
 /// Walks the attributes of a packet's octets: yields (offset, type, value).
@@ -275,7 +314,10 @@ pub(crate) struct AttrIter<'a> {
 impl<'a> AttrIter<'a> {
     /// Walks `raw`, whose first 20 octets are the header.
     pub(crate) fn new(raw: &'a [u8]) -> Self {
-        Self { raw, offset: HEADER_LEN }
+        Self {
+            raw,
+            offset: HEADER_LEN,
+        }
     }
 }
 
@@ -287,9 +329,10 @@ impl<'a> Iterator for AttrIter<'a> {
         let rest = self.raw.get(offset..).filter(|r| !r.is_empty())?;
         let result = match *rest {
             [_] => Err(DecodeError::AttributeOverflow(offset)),
-            [_, len, ..] if len < 2 => {
-                Err(DecodeError::BadAttributeLength { offset, length: usize::from(len) })
-            }
+            [_, len, ..] if len < 2 => Err(DecodeError::BadAttributeLength {
+                offset,
+                length: usize::from(len),
+            }),
             [typ, len, ..] => match rest.get(2..usize::from(len)) {
                 Some(value) => {
                     self.offset += usize::from(len);
@@ -318,11 +361,20 @@ mod tests {
     #[test]
     fn length_rules() {
         assert_eq!(Packet::decode(&[1; 19]), Err(DecodeError::TooShort(19)));
-        assert_eq!(Packet::decode(&header(1, 19)), Err(DecodeError::BadLength(19)));
-        assert_eq!(Packet::decode(&header(1, 4097)), Err(DecodeError::BadLength(4097)));
+        assert_eq!(
+            Packet::decode(&header(1, 19)),
+            Err(DecodeError::BadLength(19))
+        );
+        assert_eq!(
+            Packet::decode(&header(1, 4097)),
+            Err(DecodeError::BadLength(4097))
+        );
         assert_eq!(
             Packet::decode(&header(1, 26)),
-            Err(DecodeError::Truncated { length: 26, actual: 20 })
+            Err(DecodeError::Truncated {
+                length: 26,
+                actual: 20
+            })
         );
         // Octets past Length are padding.
         let mut p = header(1, 20);
@@ -333,15 +385,30 @@ mod tests {
     #[test]
     fn unknown_codes_are_refused() {
         for code in [0u8, 6, 53, 255] {
-            assert_eq!(Packet::decode(&header(code, 20)), Err(DecodeError::UnknownCode(code)));
+            assert_eq!(
+                Packet::decode(&header(code, 20)),
+                Err(DecodeError::UnknownCode(code))
+            );
         }
     }
 
     #[test]
     fn attribute_rules() {
         let cases: &[(&[u8], DecodeError)] = &[
-            (&[1, 0], DecodeError::BadAttributeLength { offset: 20, length: 0 }),
-            (&[1, 1], DecodeError::BadAttributeLength { offset: 20, length: 1 }),
+            (
+                &[1, 0],
+                DecodeError::BadAttributeLength {
+                    offset: 20,
+                    length: 0,
+                },
+            ),
+            (
+                &[1, 1],
+                DecodeError::BadAttributeLength {
+                    offset: 20,
+                    length: 1,
+                },
+            ),
             (&[1, 5, 0], DecodeError::AttributeOverflow(20)),
             (&[1], DecodeError::AttributeOverflow(20)),
             (&[0, 2], DecodeError::ReservedType(20)),
@@ -371,7 +438,10 @@ mod tests {
     fn encode_refuses_oversize() {
         let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
         p.push(18, vec![b'x'; 254]);
-        assert_eq!(p.encode(), Err(EncodeError::ValueTooLong { typ: 18, len: 254 }));
+        assert_eq!(
+            p.encode(),
+            Err(EncodeError::ValueTooLong { typ: 18, len: 254 })
+        );
         let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
         for _ in 0..17 {
             p.push(18, vec![b'x'; 253]);
@@ -390,7 +460,10 @@ mod tests {
         let bytes = p.encode().unwrap();
         let q = Packet::decode(&bytes).unwrap();
         assert_eq!(p, q);
-        assert_eq!(q.proxy_states().collect::<Vec<_>>(), vec![&b"ps1"[..], &b"ps2"[..]]);
+        assert_eq!(
+            q.proxy_states().collect::<Vec<_>>(),
+            vec![&b"ps1"[..], &b"ps2"[..]]
+        );
         assert_eq!(q.vendor_attrs(311, 16).next(), Some(&[9u8; 34][..]));
     }
 
@@ -398,7 +471,10 @@ mod tests {
     fn push_split_splits_long_messages() {
         let mut p = Packet::new(Code::AccessChallenge, 1, [0; 16]);
         p.push_split(18, &[b'a'; 300]);
-        assert_eq!(p.attrs(18).map(<[u8]>::len).collect::<Vec<_>>(), vec![253, 47]);
+        assert_eq!(
+            p.attrs(18).map(<[u8]>::len).collect::<Vec<_>>(),
+            vec![253, 47]
+        );
     }
 
     #[test]

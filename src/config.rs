@@ -1,0 +1,593 @@
+//! Configuration: TOML (plus `PORTVAKT__SECTION__KEY` environment overrides) parsed
+//! once, before any socket is bound, into typed [`Settings`].
+//!
+//! Two layers: `Raw*` structs mirror the file (`deny_unknown_fields`, so a typo is an
+//! error, and every field's `///` is its documentation), and `Settings` holds real
+//! types (`SocketAddr`, `IpNet`, `Duration`, [`Secret`]). Every error names the key
+//! it is about, e.g. `clients[1].secret`, so `portvakt check-config` can point at it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The shortest shared secret accepted. Short secrets make the MD5-based hiding of
+/// User-Password and the authenticators guessable offline.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The offending key, e.g. `upstreams[0].auth`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The configuration file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listeners and daemon-wide settings.
+    #[serde(default)]
+    pub server: RawServer,
+    /// RADIUS clients (NAS): VPN gateways, RD gateways.
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+    /// The directory: NPS or FreeRADIUS servers that check passwords.
+    #[serde(default)]
+    pub upstreams: Vec<RawUpstream>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Addresses for Access-Request and Status-Server (UDP).
+    #[serde(default = "default_auth_listen")]
+    pub auth_listen: Vec<String>,
+    /// Addresses for Accounting-Request (UDP). Empty: no accounting listener.
+    #[serde(default = "default_acct_listen")]
+    pub acct_listen: Vec<String>,
+    /// Folder holding the root `dictionary` file; relative to the config file's folder.
+    #[serde(default = "default_dictionaries")]
+    pub dictionaries: PathBuf,
+    /// How long a finished request's reply is kept to answer retransmissions (RFC 5080 §2.2.2).
+    #[serde(default = "default_duplicate_window", with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// Requests in progress at most; beyond it new requests are dropped (not rejected).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// On SIGTERM/SIGINT, how long requests in progress may take to finish.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            auth_listen: default_auth_listen(),
+            acct_listen: default_acct_listen(),
+            dictionaries: default_dictionaries(),
+            duplicate_window: default_duplicate_window(),
+            max_in_flight: default_max_in_flight(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_auth_listen() -> Vec<String> {
+    vec!["0.0.0.0:1812".into(), "[::]:1812".into()]
+}
+fn default_acct_listen() -> Vec<String> {
+    vec!["0.0.0.0:1813".into(), "[::]:1813".into()]
+}
+fn default_dictionaries() -> PathBuf {
+    PathBuf::from("dictionaries")
+}
+fn default_duplicate_window() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_in_flight() -> usize {
+    16_384
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(5)
+}
+fn yes() -> bool {
+    true
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// A name for logs and `explain`, unique.
+    pub name: String,
+    /// The NAS's address or prefix, IPv4 or IPv6 (`192.0.2.10`, `192.0.2.0/28`).
+    pub address: String,
+    /// The shared secret (at least 16 characters). Prefer `secret_file`.
+    pub secret: Option<String>,
+    /// A file holding the shared secret (trailing newline ignored).
+    pub secret_file: Option<PathBuf>,
+    /// Drop Access-Requests without a valid Message-Authenticator (BlastRADIUS).
+    #[serde(default = "yes")]
+    pub require_message_authenticator: bool,
+    /// Drop Access-Requests with Proxy-State but no Message-Authenticator.
+    #[serde(default = "yes")]
+    pub limit_proxy_state: bool,
+}
+
+/// One `[[upstreams]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// A name for logs, unique.
+    pub name: String,
+    /// Authentication address, `host:port` (IP literal).
+    pub auth: String,
+    /// Accounting address; without it, accounting is not sent to this server.
+    pub acct: Option<String>,
+    /// The shared secret (at least 16 characters). Prefer `secret_file`.
+    pub secret: Option<String>,
+    /// A file holding the shared secret.
+    pub secret_file: Option<PathBuf>,
+    /// Lower is tried first; equal priorities share the load.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Drop replies without a valid Message-Authenticator (false only for old servers).
+    #[serde(default = "yes")]
+    pub require_message_authenticator: bool,
+    /// How long to wait for a reply before retrying.
+    #[serde(default = "default_upstream_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retransmissions of a request to this server before trying the next one.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Consecutive timed-out requests after which the server is marked dead.
+    #[serde(default = "default_dead_after")]
+    pub dead_after: u32,
+    /// How often a dead server is probed with Status-Server (RFC 5997).
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Consecutive probe answers that bring a dead server back.
+    #[serde(default = "default_answers_to_alive")]
+    pub answers_to_alive: u32,
+    /// Probe dead servers with Status-Server. If false (a server that does not answer
+    /// it), a dead server is tried again after `revive_after`.
+    #[serde(default = "yes")]
+    pub status_server: bool,
+    /// With `status_server = false`: how long a dead server rests before it is tried again.
+    #[serde(default = "default_revive_after", with = "humantime_serde")]
+    pub revive_after: Duration,
+}
+
+fn default_priority() -> u32 {
+    1
+}
+fn default_upstream_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_dead_after() -> u32 {
+    3
+}
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_answers_to_alive() -> u32 {
+    3
+}
+fn default_revive_after() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the settings came from (for messages).
+    pub source: PathBuf,
+    /// Authentication listeners.
+    pub auth_listen: Vec<SocketAddr>,
+    /// Accounting listeners.
+    pub acct_listen: Vec<SocketAddr>,
+    /// The root dictionary file.
+    pub dictionary: PathBuf,
+    /// Reply cache lifetime for retransmissions.
+    pub duplicate_window: Duration,
+    /// Requests in progress at most.
+    pub max_in_flight: usize,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// RADIUS clients.
+    pub clients: Vec<ClientSettings>,
+    /// Upstream servers, sorted by priority.
+    pub upstreams: Vec<UpstreamSettings>,
+}
+
+/// A RADIUS client.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Its name.
+    pub name: String,
+    /// The addresses it sends from.
+    pub network: IpNet,
+    /// The shared secret.
+    pub secret: Secret,
+    /// Require a valid Message-Authenticator on Access-Requests.
+    pub require_message_authenticator: bool,
+    /// Drop Access-Requests with Proxy-State and no Message-Authenticator.
+    pub limit_proxy_state: bool,
+}
+
+/// An upstream server.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// Its name.
+    pub name: String,
+    /// Authentication address.
+    pub auth: SocketAddr,
+    /// Accounting address.
+    pub acct: Option<SocketAddr>,
+    /// The shared secret.
+    pub secret: Secret,
+    /// Priority: lower first.
+    pub priority: u32,
+    /// Require a valid Message-Authenticator in replies.
+    pub require_message_authenticator: bool,
+    /// Per-try timeout.
+    pub timeout: Duration,
+    /// Retransmissions per request.
+    pub retries: u32,
+    /// Consecutive timeouts that mark the server dead.
+    pub dead_after: u32,
+    /// Probe interval while dead.
+    pub probe_interval: Duration,
+    /// Probe answers needed to revive.
+    pub answers_to_alive: u32,
+    /// Whether to probe with Status-Server.
+    pub status_server: bool,
+    /// Rest period when not probing.
+    pub revive_after: Duration,
+}
+
+impl Settings {
+    /// Loads `path` (TOML) with `PORTVAKT__*` environment overrides, and validates it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            )
+            .add_source(
+                config::Environment::with_prefix("PORTVAKT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.auth_listen")
+                    .with_list_parse_key("server.acct_listen"),
+            )
+            .build()
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." {
+                path.display().to_string()
+            } else {
+                key
+            };
+            ConfigError::new(key, e.into_inner().to_string())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_raw(raw, path, base)
+    }
+
+    /// Validates raw settings; relative paths are resolved against `base`.
+    pub fn from_raw(raw: RawConfig, source: &Path, base: &Path) -> Result<Self, ConfigError> {
+        let server = raw.server;
+        let auth_listen = listen_addrs(&server.auth_listen, "server.auth_listen")?;
+        let acct_listen = listen_addrs(&server.acct_listen, "server.acct_listen")?;
+        if auth_listen.is_empty() {
+            return Err(ConfigError::new(
+                "server.auth_listen",
+                "at least one address is needed",
+            ));
+        }
+        if server.max_in_flight == 0 {
+            return Err(ConfigError::new(
+                "server.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        let clients = clients(raw.clients, base)?;
+        let upstreams = upstreams(raw.upstreams, base)?;
+        Ok(Self {
+            source: source.to_path_buf(),
+            auth_listen,
+            acct_listen,
+            dictionary: base.join(&server.dictionaries).join("dictionary"),
+            duplicate_window: server.duplicate_window,
+            max_in_flight: server.max_in_flight,
+            shutdown_grace: server.shutdown_grace,
+            clients,
+            upstreams,
+        })
+    }
+}
+
+fn listen_addrs(list: &[String], key: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    format!("{key}[{i}]"),
+                    format!("`{s}` is not an ip:port address"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn clients(raw: Vec<RawClient>, base: &Path) -> Result<Vec<ClientSettings>, ConfigError> {
+    let mut out: Vec<ClientSettings> = Vec::with_capacity(raw.len());
+    for (i, c) in raw.into_iter().enumerate() {
+        let key = format!("clients[{i}]");
+        unique_name(&c.name, out.iter().map(|o| o.name.as_str()), &key)?;
+        let network = parse_net(&c.address).ok_or_else(|| {
+            ConfigError::new(
+                format!("{key}.address"),
+                format!("`{}` is not an address or prefix", c.address),
+            )
+        })?;
+        if let Some(other) = out.iter().find(|o| o.network == network) {
+            return Err(ConfigError::new(
+                format!("{key}.address"),
+                format!("{network} is already client `{}`", other.name),
+            ));
+        }
+        let secret = secret(c.secret, c.secret_file, base, &key)?;
+        if !c.require_message_authenticator && !c.limit_proxy_state {
+            return Err(ConfigError::new(
+                format!("{key}.limit_proxy_state"),
+                "with require_message_authenticator = false, limit_proxy_state must stay true (BlastRADIUS)",
+            ));
+        }
+        out.push(ClientSettings {
+            name: c.name,
+            network,
+            secret,
+            require_message_authenticator: c.require_message_authenticator,
+            limit_proxy_state: c.limit_proxy_state,
+        });
+    }
+    Ok(out)
+}
+
+fn upstreams(raw: Vec<RawUpstream>, base: &Path) -> Result<Vec<UpstreamSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new(
+            "upstreams",
+            "at least one upstream server is needed",
+        ));
+    }
+    let mut out: Vec<UpstreamSettings> = Vec::with_capacity(raw.len());
+    for (i, u) in raw.into_iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        unique_name(&u.name, out.iter().map(|o| o.name.as_str()), &key)?;
+        let addr = |s: &str, field: &str| {
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    format!("{key}.{field}"),
+                    format!("`{s}` is not an ip:port address"),
+                )
+            })
+        };
+        let auth = addr(&u.auth, "auth")?;
+        let acct = u.acct.as_deref().map(|a| addr(a, "acct")).transpose()?;
+        let secret = secret(u.secret, u.secret_file, base, &key)?;
+        if u.timeout.is_zero() {
+            return Err(ConfigError::new(
+                format!("{key}.timeout"),
+                "must be more than zero",
+            ));
+        }
+        if u.dead_after == 0 || u.answers_to_alive == 0 {
+            let field = if u.dead_after == 0 {
+                "dead_after"
+            } else {
+                "answers_to_alive"
+            };
+            return Err(ConfigError::new(
+                format!("{key}.{field}"),
+                "must be at least 1",
+            ));
+        }
+        if u.probe_interval.is_zero() {
+            return Err(ConfigError::new(
+                format!("{key}.probe_interval"),
+                "must be more than zero",
+            ));
+        }
+        out.push(UpstreamSettings {
+            name: u.name,
+            auth,
+            acct,
+            secret,
+            priority: u.priority,
+            require_message_authenticator: u.require_message_authenticator,
+            timeout: u.timeout,
+            retries: u.retries,
+            dead_after: u.dead_after,
+            probe_interval: u.probe_interval,
+            answers_to_alive: u.answers_to_alive,
+            status_server: u.status_server,
+            revive_after: u.revive_after,
+        });
+    }
+    // Stable: equal priorities keep file order.
+    out.sort_by_key(|u| u.priority);
+    Ok(out)
+}
+
+fn unique_name<'a>(
+    name: &str,
+    mut seen: impl Iterator<Item = &'a str>,
+    key: &str,
+) -> Result<(), ConfigError> {
+    if name.trim().is_empty() {
+        return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
+    }
+    if seen.any(|s| s == name) {
+        return Err(ConfigError::new(
+            format!("{key}.name"),
+            format!("`{name}` is used twice"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `192.0.2.10`, `192.0.2.0/24`, `2001:db8::/32`. Host bits must be clear, and
+/// `/0` is refused: "every address on the Internet" is never a client or a site.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    let net = match s.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(s.parse::<IpAddr>().ok()?.to_canonical()),
+    };
+    (net.prefix_len() > 0 && net.trunc() == net).then_some(net)
+}
+
+fn secret(
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    base: &Path,
+    key: &str,
+) -> Result<Secret, ConfigError> {
+    let (value, field) = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{key}.secret"),
+                "give secret or secret_file, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                format!("{key}.secret"),
+                "a secret or secret_file is required",
+            ));
+        }
+        (Some(s), None) => (s, "secret"),
+        (None, Some(path)) => {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(
+                    format!("{key}.secret_file"),
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            (
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+                "secret_file",
+            )
+        }
+    };
+    if value.len() < MIN_SECRET_LEN {
+        return Err(ConfigError::new(
+            format!("{key}.{field}"),
+            format!("a shared secret needs at least {MIN_SECRET_LEN} characters"),
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portvakt.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(&path)
+    }
+
+    const GOOD: &str = r#"
+[server]
+auth_listen = ["127.0.0.1:0"]
+[[clients]]
+name = "vpn1"
+address = "192.0.2.10"
+secret = "0123456789abcdef"
+[[upstreams]]
+name = "nps2"
+auth = "127.0.0.1:1812"
+secret = "0123456789abcdef"
+priority = 2
+[[upstreams]]
+name = "nps1"
+auth = "127.0.0.1:1812"
+secret = "0123456789abcdef"
+"#;
+
+    #[test]
+    fn good_config_loads() {
+        let s = load_str(GOOD).unwrap();
+        assert_eq!(s.clients[0].network.to_string(), "192.0.2.10/32");
+        assert_eq!(s.upstreams[0].name, "nps1", "sorted by priority");
+        assert!(s.clients[0].require_message_authenticator);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                GOOD.replace("name = \"vpn1\"", "name = \"vpn1\"\nbogus = 1"),
+                "clients[0].bogus",
+            ),
+            (
+                GOOD.replace("192.0.2.10", "192.0.2.300"),
+                "clients[0].address",
+            ),
+            (
+                GOOD.replace("192.0.2.10", "0.0.0.0/0"),
+                "clients[0].address",
+            ),
+            (
+                GOOD.replacen("0123456789abcdef", "short", 1),
+                "clients[0].secret",
+            ),
+            (
+                GOOD.replace("127.0.0.1:0", "localhost"),
+                "server.auth_listen[0]",
+            ),
+            (
+                GOOD.replace("priority = 2", "priority = \"x\""),
+                "upstreams[0].priority",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load_str(&text).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The daemon: binds the listeners, owns the shared [`Context`], runs the receive
+//! loops, and drains on shutdown.
+//!
+//! State: one read-only `Arc<Context>`. Its mutable parts are few and each documents
+//! its own locking: the duplicate cache ([`Replay`]), the upstream Identifier pools
+//! and health ([`Upstreams`]), and counters (atomics).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clients::Clients;
+use crate::config::Settings;
+use crate::pipeline::{self, Outcome};
+use crate::replay::Replay;
+use crate::upstream::Upstreams;
+
+/// The kernel receive buffer we ask for: bursts of thousands of logins must not be
+/// dropped by the socket before we see them.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Errors that stop the daemon from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Which listener a datagram arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Authentication (Access-Request, Status-Server).
+    Auth,
+    /// Accounting (Accounting-Request, Status-Server).
+    Acct,
+}
+
+/// Counters, readable while the daemon runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams received.
+    pub received: AtomicU64,
+    /// Replies sent (including cached resends).
+    pub replies: AtomicU64,
+    /// Cached replies sent again for retransmissions.
+    pub resent: AtomicU64,
+    /// Datagrams dropped because too many requests were in progress.
+    pub overload: AtomicU64,
+    /// Datagrams dropped, by reason.
+    drops: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Stats {
+    /// How many datagrams were dropped for `reason` (see [`pipeline::Drop::as_str`]).
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.drops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn count_drop(&self, reason: &'static str) {
+        *self
+            .drops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
+/// Everything a request needs, shared read-only by all request tasks.
+#[derive(Debug)]
+pub struct Context {
+    /// The validated configuration.
+    pub settings: Settings,
+    /// The NAS table.
+    pub clients: Clients,
+    /// The directory servers.
+    pub upstreams: Upstreams,
+    /// The duplicate cache.
+    pub replay: Replay,
+    /// Counters.
+    pub stats: Stats,
+    /// When each unknown source was last logged, so a flood logs once a minute per
+    /// address. A std mutex: lookup and insert only, never held across `.await`.
+    unknown_logged: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl Context {
+    /// Builds the context from settings.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            clients: Clients::new(settings.clients.clone()),
+            upstreams: Upstreams::new(settings.upstreams.clone()),
+            replay: Replay::new(settings.duplicate_window),
+            stats: Stats::default(),
+            unknown_logged: Mutex::new(HashMap::new()),
+            settings,
+        }
+    }
+
+    fn log_unknown(&self, ip: IpAddr) {
+        let mut seen = self
+            .unknown_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+        }
+        let due = seen
+            .get(&ip)
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            seen.insert(ip, Instant::now());
+            tracing::debug!(source = %ip, "dropping requests from an address that is no client");
+        }
+    }
+}
+
+/// A daemon with its sockets bound, ready to run.
+#[derive(Debug)]
+pub struct Daemon {
+    ctx: Arc<Context>,
+    sockets: Vec<(Listener, Arc<UdpSocket>)>,
+}
+
+impl Daemon {
+    /// Binds every listener. Nothing is received until [`Daemon::run`].
+    pub fn bind(settings: Settings) -> Result<Self, Error> {
+        let mut sockets = Vec::new();
+        for (listener, addrs) in [
+            (Listener::Auth, &settings.auth_listen),
+            (Listener::Acct, &settings.acct_listen),
+        ] {
+            for addr in addrs {
+                let socket = bind_udp(*addr).map_err(|source| Error::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+                sockets.push((listener, Arc::new(socket)));
+            }
+        }
+        Ok(Self {
+            ctx: Arc::new(Context::new(settings)),
+            sockets,
+        })
+    }
+
+    /// The bound addresses of a listener kind (with the kernel's port for port 0).
+    pub fn local_addrs(&self, listener: Listener) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter(|(l, _)| *l == listener)
+            .filter_map(|(_, s)| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The shared context (for counters in tests and tools).
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets requests in progress finish
+    /// within the grace period.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(self.ctx.settings.max_in_flight));
+        let mut loops = Vec::new();
+        for (listener, socket) in &self.sockets {
+            let ctx = self.ctx.clone();
+            let (socket, tracker, permits, shutdown) = (
+                socket.clone(),
+                tracker.clone(),
+                permits.clone(),
+                shutdown.clone(),
+            );
+            loops.push(tokio::spawn(receive(
+                ctx, *listener, socket, tracker, permits, shutdown,
+            )));
+        }
+        let purge = tokio::spawn(purge(self.ctx.clone(), shutdown.clone()));
+        shutdown.cancelled().await;
+        for l in loops {
+            let _ = l.await;
+        }
+        purge.abort();
+        tracker.close();
+        let grace = self.ctx.settings.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                "{} requests still in progress after {grace:?}; stopping anyway",
+                tracker.len()
+            );
+        }
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // So that `[::]:1812` and `0.0.0.0:1812` can both be bound.
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+async fn receive(
+    ctx: Arc<Context>,
+    listener: Listener,
+    socket: Arc<UdpSocket>,
+    tracker: TaskTracker,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; crate::radius::packet::MAX_PACKET_LEN];
+    loop {
+        let (n, src) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("receive error: {e}");
+                    continue;
+                }
+            },
+        };
+        ctx.stats.received.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            ctx.stats.overload.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let datagram = buf[..n].to_vec();
+        let (ctx, socket) = (ctx.clone(), socket.clone());
+        tracker.spawn(async move {
+            let started = Instant::now();
+            let outcome = pipeline::handle(&ctx, listener, src, &datagram).await;
+            respond(&ctx, &socket, src, outcome, started).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn respond(
+    ctx: &Context,
+    socket: &UdpSocket,
+    src: SocketAddr,
+    outcome: Outcome,
+    started: Instant,
+) {
+    let bytes = match outcome {
+        Outcome::Reply(bytes, audit) => {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                target: "portvakt::audit",
+                client = %audit.client,
+                user = audit.user.as_deref().unwrap_or("-"),
+                result = audit.result,
+                upstream = audit.upstream.as_deref().unwrap_or("-"),
+                duration_ms = format_args!("{ms:.2}"),
+                "request finished"
+            );
+            bytes
+        }
+        Outcome::Resend(bytes) => {
+            ctx.stats.resent.fetch_add(1, Ordering::Relaxed);
+            bytes
+        }
+        Outcome::Drop(reason) => {
+            ctx.stats.count_drop(reason.as_str());
+            if reason == pipeline::Drop::UnknownClient {
+                ctx.log_unknown(src.ip());
+            } else {
+                tracing::debug!(source = %src, reason = reason.as_str(), "request dropped");
+            }
+            return;
+        }
+    };
+    if let Err(e) = socket.send_to(&bytes, src).await {
+        tracing::warn!(destination = %src, "cannot send reply: {e}");
+        return;
+    }
+    ctx.stats.replies.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Forgets old replies in the duplicate cache, once a second.
+async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => ctx.replay.purge(),
+        }
+    }
+}
