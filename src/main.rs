@@ -104,6 +104,9 @@ fn serve(config: PathBuf) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        if let Some(period) = sd_notify::watchdog_enabled() {
+            tokio::spawn(watchdog(period / 2));
+        }
         daemon.run(shutdown).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
@@ -127,6 +130,15 @@ async fn signals(shutdown: CancellationToken) {
     tracing::info!("{name} received: finishing requests in progress");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
+}
+
+/// Pings the systemd watchdog while the runtime is responsive.
+async fn watchdog(every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
 }
 
 fn init_logging(format: LogFormat) {
