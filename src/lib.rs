@@ -25,9 +25,11 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod challenge;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod login;
 pub mod pipeline;
 pub mod radius;
 pub mod relay;
