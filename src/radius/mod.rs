@@ -4,3 +4,4 @@
 //! function, [`random::fill`], so tests can see every place that draws it.
 
 pub mod attr;
+pub mod dictionary;
