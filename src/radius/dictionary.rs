@@ -131,7 +131,10 @@ impl AttrType {
 
     /// Whether VALUE names can be attached to this type.
     fn takes_value_names(self) -> bool {
-        matches!(self, Self::Integer | Self::Short | Self::Byte | Self::Signed)
+        matches!(
+            self,
+            Self::Integer | Self::Short | Self::Byte | Self::Signed
+        )
     }
 }
 
@@ -291,7 +294,9 @@ pub enum DictionaryError {
         attr: String,
     },
     /// A VALUE line names an attribute whose type takes no value names.
-    #[error("{at}: VALUE for `{attr}` of type {ty}: only integer, short, byte and signed take VALUE names")]
+    #[error(
+        "{at}: VALUE for `{attr}` of type {ty}: only integer, short, byte and signed take VALUE names"
+    )]
     ValueForType {
         /// Where.
         at: Location,
@@ -425,7 +430,11 @@ struct AttrKey {
 
 impl AttrKey {
     fn of(def: &AttrDef) -> Self {
-        Self { vendor: def.vendor, extended: def.extended.unwrap_or(0), number: def.number }
+        Self {
+            vendor: def.vendor,
+            extended: def.extended.unwrap_or(0),
+            number: def.number,
+        }
     }
 }
 
@@ -453,11 +462,17 @@ impl Dictionary {
     /// Loads a root dictionary file and everything it includes (e.g. `dictionaries/dictionary`).
     pub fn load(root_file: &Path) -> Result<Self, DictionaryError> {
         let display = root_file.display().to_string();
-        let read_err = |source| DictionaryError::Read { path: display.clone(), source };
+        let read_err = |source| DictionaryError::Read {
+            path: display.clone(),
+            source,
+        };
         let canonical = std::fs::canonicalize(root_file).map_err(read_err)?;
         let text = std::fs::read_to_string(root_file).map_err(read_err)?;
         let mut dict = Self::default();
-        let mut parser = Parser { dict: &mut dict, open_files: vec![canonical] };
+        let mut parser = Parser {
+            dict: &mut dict,
+            open_files: vec![canonical],
+        };
         parser.parse(&text, &display, root_file.parent())?;
         Ok(dict)
     }
@@ -465,19 +480,31 @@ impl Dictionary {
     /// Parses dictionary text with no `$INCLUDE` support; `name` is used in error messages.
     pub fn parse_str(text: &str, name: &str) -> Result<Self, DictionaryError> {
         let mut dict = Self::default();
-        Parser { dict: &mut dict, open_files: Vec::new() }.parse(text, name, None)?;
+        Parser {
+            dict: &mut dict,
+            open_files: Vec::new(),
+        }
+        .parse(text, name, None)?;
         Ok(dict)
     }
 
     /// The attribute with this number (vendor 0 for standard attributes). Extended
     /// attributes are found with [`Dictionary::attr_extended`].
     pub fn attr(&self, vendor: u32, number: u32) -> Option<&AttrDef> {
-        self.attrs.get(&AttrKey { vendor, extended: 0, number })
+        self.attrs.get(&AttrKey {
+            vendor,
+            extended: 0,
+            number,
+        })
     }
 
     /// The RFC 6929 extended attribute `parent.number` (e.g. 241, 1).
     pub fn attr_extended(&self, parent: u8, number: u32) -> Option<&AttrDef> {
-        self.attrs.get(&AttrKey { vendor: 0, extended: parent, number })
+        self.attrs.get(&AttrKey {
+            vendor: 0,
+            extended: parent,
+            number,
+        })
     }
 
     /// The attribute with this name, ignoring ASCII case.
@@ -510,12 +537,15 @@ impl Dictionary {
 
     /// The vendor with this name, ignoring ASCII case.
     pub fn vendor_by_name(&self, name: &str) -> Option<&VendorDef> {
-        self.vendors.get(self.vendor_names.get(&name.to_ascii_lowercase())?)
+        self.vendors
+            .get(self.vendor_names.get(&name.to_ascii_lowercase())?)
     }
 
     /// Whether any attribute of this vendor is hidden on the wire (`encrypt=` set).
     pub fn vendor_has_encrypted(&self, id: u32) -> bool {
-        self.attrs.values().any(|d| d.vendor == id && d.encrypt != Encrypt::None)
+        self.attrs
+            .values()
+            .any(|d| d.vendor == id && d.encrypt != Encrypt::None)
     }
 
     /// The VALUE name for `value` of this attribute. When several names share a number,
@@ -541,7 +571,11 @@ impl Dictionary {
     /// `encrypt=` set this returns the plaintext only: hiding it is the codec's job.
     pub fn parse_value(&self, attr: &AttrDef, text: &str) -> Result<Vec<u8>, ValueError> {
         let tagged = attr.has_tag && attr.encrypt == Encrypt::None;
-        let (body, tag) = if tagged { split_tag(attr, text)? } else { (text, None) };
+        let (body, tag) = if tagged {
+            split_tag(attr, text)?
+        } else {
+            (text, None)
+        };
         let mut out = self.encode_untagged(attr, body, tagged)?;
         if tagged {
             out = apply_tag(attr, out, tag)?;
@@ -549,28 +583,54 @@ impl Dictionary {
         if let Some(max) = self.max_value_len(attr)
             && out.len() > max
         {
-            return Err(ValueError::TooLong { attr: attr.name.clone(), len: out.len(), max });
+            return Err(ValueError::TooLong {
+                attr: attr.name.clone(),
+                len: out.len(),
+                max,
+            });
         }
         Ok(out)
     }
 
     /// Encodes a value without its tag octet.
-    fn encode_untagged(&self, attr: &AttrDef, text: &str, tagged: bool) -> Result<Vec<u8>, ValueError> {
-        let bad = |expected| ValueError::Malformed { attr: attr.name.clone(), expected };
-        let range = || ValueError::OutOfRange { attr: attr.name.clone(), ty: attr.ty };
+    fn encode_untagged(
+        &self,
+        attr: &AttrDef,
+        text: &str,
+        tagged: bool,
+    ) -> Result<Vec<u8>, ValueError> {
+        let bad = |expected| ValueError::Malformed {
+            attr: attr.name.clone(),
+            expected,
+        };
+        let range = || ValueError::OutOfRange {
+            attr: attr.name.clone(),
+            ty: attr.ty,
+        };
         let bytes = match attr.ty {
             AttrType::String => match text.strip_prefix('"') {
-                Some(quoted) => unquote(quoted).ok_or_else(|| bad("a string, or a quoted string with valid escapes"))?,
+                Some(quoted) => unquote(quoted)
+                    .ok_or_else(|| bad("a string, or a quoted string with valid escapes"))?,
                 None => text.as_bytes().to_vec(),
             },
-            AttrType::IpAddr => text.parse::<Ipv4Addr>().map_err(|_| bad("an IPv4 address"))?.octets().to_vec(),
-            AttrType::Ipv6Addr => text.parse::<Ipv6Addr>().map_err(|_| bad("an IPv6 address"))?.octets().to_vec(),
+            AttrType::IpAddr => text
+                .parse::<Ipv4Addr>()
+                .map_err(|_| bad("an IPv4 address"))?
+                .octets()
+                .to_vec(),
+            AttrType::Ipv6Addr => text
+                .parse::<Ipv6Addr>()
+                .map_err(|_| bad("an IPv6 address"))?
+                .octets()
+                .to_vec(),
             AttrType::ComboIp => match text.parse::<IpAddr>().map_err(|_| bad("an IP address"))? {
                 IpAddr::V4(a) => a.octets().to_vec(),
                 IpAddr::V6(a) => a.octets().to_vec(),
             },
-            AttrType::Ipv4Prefix => encode_ipv4_prefix(text).ok_or_else(|| bad("an IPv4 prefix a.b.c.d/len, host bits zero"))?,
-            AttrType::Ipv6Prefix => encode_ipv6_prefix(text).ok_or_else(|| bad("an IPv6 prefix addr/len, host bits zero"))?,
+            AttrType::Ipv4Prefix => encode_ipv4_prefix(text)
+                .ok_or_else(|| bad("an IPv4 prefix a.b.c.d/len, host bits zero"))?,
+            AttrType::Ipv6Prefix => encode_ipv6_prefix(text)
+                .ok_or_else(|| bad("an IPv6 prefix addr/len, host bits zero"))?,
             AttrType::Integer | AttrType::Short | AttrType::Byte => {
                 let n = match self.value_by_name(attr, text) {
                     Some(n) => u64::from(n),
@@ -578,18 +638,30 @@ impl Dictionary {
                 };
                 encode_unsigned(attr.ty, n, tagged).ok_or_else(range)?
             }
-            AttrType::Integer64 => parse_u64(text).ok_or_else(|| bad("a number"))?.to_be_bytes().to_vec(),
+            AttrType::Integer64 => parse_u64(text)
+                .ok_or_else(|| bad("a number"))?
+                .to_be_bytes()
+                .to_vec(),
             AttrType::Signed => {
                 let n = match self.value_by_name(attr, text) {
                     // VALUE numbers are stored as the 32-bit pattern.
                     Some(n) => n.cast_signed(),
-                    None => text.parse::<i32>().map_err(|_| bad("a signed 32-bit number"))?,
+                    None => text
+                        .parse::<i32>()
+                        .map_err(|_| bad("a signed 32-bit number"))?,
                 };
                 n.to_be_bytes().to_vec()
             }
-            AttrType::Date => parse_date(text).ok_or_else(|| bad("seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ"))?.to_be_bytes().to_vec(),
-            AttrType::Ifid => parse_ifid(text).ok_or_else(|| bad("an interface id xxxx:xxxx:xxxx:xxxx"))?.to_vec(),
-            AttrType::Ether => parse_ether(text).ok_or_else(|| bad("a MAC address aa:bb:cc:dd:ee:ff"))?.to_vec(),
+            AttrType::Date => parse_date(text)
+                .ok_or_else(|| bad("seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ"))?
+                .to_be_bytes()
+                .to_vec(),
+            AttrType::Ifid => parse_ifid(text)
+                .ok_or_else(|| bad("an interface id xxxx:xxxx:xxxx:xxxx"))?
+                .to_vec(),
+            AttrType::Ether => parse_ether(text)
+                .ok_or_else(|| bad("a MAC address aa:bb:cc:dd:ee:ff"))?
+                .to_vec(),
             AttrType::Octets
             | AttrType::Abinary
             | AttrType::Tlv
@@ -604,7 +676,10 @@ impl Dictionary {
     /// The longest value that fits in one attribute of this kind, or `None` when the
     /// value may be split over several (concat, long-extended).
     fn max_value_len(&self, attr: &AttrDef) -> Option<usize> {
-        if attr.concat || attr.ty == AttrType::LongExtended || matches!(attr.extended, Some(245 | 246)) {
+        if attr.concat
+            || attr.ty == AttrType::LongExtended
+            || matches!(attr.extended, Some(245 | 246))
+        {
             return None;
         }
         let header = match (attr.extended, attr.vendor) {
@@ -643,7 +718,8 @@ impl Dictionary {
                 self.vendor_names.remove(&old_name);
             }
         }
-        self.vendor_names.insert(def.name.to_ascii_lowercase(), def.id);
+        self.vendor_names
+            .insert(def.name.to_ascii_lowercase(), def.id);
         self.vendors.insert(def.id, def);
     }
 }
@@ -666,18 +742,27 @@ struct FileCtx<'a> {
 
 impl FileCtx<'_> {
     fn at(&self, line: usize) -> Location {
-        Location { file: self.name.to_owned(), line }
+        Location {
+            file: self.name.to_owned(),
+            line,
+        }
     }
 }
 
 impl Parser<'_> {
     fn parse(&mut self, text: &str, name: &str, dir: Option<&Path>) -> Result<(), DictionaryError> {
-        let mut ctx = FileCtx { name, dir, block: None };
+        let mut ctx = FileCtx {
+            name,
+            dir,
+            block: None,
+        };
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let content = raw.split('#').next().unwrap_or_default();
             let fields: Vec<&str> = content.split_whitespace().collect();
-            let Some(keyword) = fields.first() else { continue };
+            let Some(keyword) = fields.first() else {
+                continue;
+            };
             match keyword.to_ascii_uppercase().as_str() {
                 "ATTRIBUTE" => self.attribute(&ctx, line, &fields)?,
                 "VALUE" => self.value(&ctx, line, &fields)?,
@@ -686,28 +771,50 @@ impl Parser<'_> {
                 "END-VENDOR" => end_vendor(&mut ctx, line, &fields)?,
                 "$INCLUDE" => self.include(&ctx, line, &fields, false)?,
                 "$INCLUDE-" => self.include(&ctx, line, &fields, true)?,
-                _ => return Err(DictionaryError::UnknownKeyword { at: ctx.at(line), keyword: (*keyword).to_owned() }),
+                _ => {
+                    return Err(DictionaryError::UnknownKeyword {
+                        at: ctx.at(line),
+                        keyword: (*keyword).to_owned(),
+                    });
+                }
             }
         }
         match ctx.block.take() {
-            Some((vendor, _, opened)) => Err(DictionaryError::UnclosedVendor { at: ctx.at(opened), vendor }),
+            Some((vendor, _, opened)) => Err(DictionaryError::UnclosedVendor {
+                at: ctx.at(opened),
+                vendor,
+            }),
             None => Ok(()),
         }
     }
 
     /// `ATTRIBUTE name number type [flags]`
-    fn attribute(&mut self, ctx: &FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(), DictionaryError> {
+    fn attribute(
+        &mut self,
+        ctx: &FileCtx<'_>,
+        line: usize,
+        fields: &[&str],
+    ) -> Result<(), DictionaryError> {
         let at = || ctx.at(line);
         let [_, name, number, ty, rest @ ..] = fields else {
-            return Err(DictionaryError::Fields { at: at(), usage: "ATTRIBUTE name number type [flags]" });
+            return Err(DictionaryError::Fields {
+                at: at(),
+                usage: "ATTRIBUTE name number type [flags]",
+            });
         };
         if rest.len() > 1 {
-            return Err(DictionaryError::Fields { at: at(), usage: "ATTRIBUTE name number type [flags]" });
+            return Err(DictionaryError::Fields {
+                at: at(),
+                usage: "ATTRIBUTE name number type [flags]",
+            });
         }
         check_name(name, at)?;
         let vendor = ctx.block.as_ref().map_or(0, |(_, id, _)| *id);
         let (extended, number) = self.attr_number(number, vendor, at)?;
-        let ty = parse_type(ty).ok_or_else(|| DictionaryError::UnknownType { at: at(), ty: (*ty).to_owned() })?;
+        let ty = parse_type(ty).ok_or_else(|| DictionaryError::UnknownType {
+            at: at(),
+            ty: (*ty).to_owned(),
+        })?;
         let mut def = AttrDef {
             name: (*name).to_owned(),
             vendor,
@@ -734,13 +841,23 @@ impl Parser<'_> {
         vendor: u32,
         at: impl Fn() -> Location,
     ) -> Result<(Option<u8>, u32), DictionaryError> {
-        let bad = |reason| DictionaryError::BadNumber { at: at(), text: text.to_owned(), reason };
+        let bad = |reason| DictionaryError::BadNumber {
+            at: at(),
+            text: text.to_owned(),
+            reason,
+        };
         if let Some((parent, child)) = text.split_once('.') {
-            let parent = parse_u32(parent).and_then(|p| u8::try_from(p).ok()).filter(|p| (241..=246).contains(p));
+            let parent = parse_u32(parent)
+                .and_then(|p| u8::try_from(p).ok())
+                .filter(|p| (241..=246).contains(p));
             let (Some(parent), 0) = (parent, vendor) else {
-                return Err(bad("dotted numbers are only for RFC 6929 extended attributes 241.N to 246.N"));
+                return Err(bad(
+                    "dotted numbers are only for RFC 6929 extended attributes 241.N to 246.N",
+                ));
             };
-            let child = parse_u32(child).filter(|c| (1..=255).contains(c)).ok_or_else(|| bad("extended type must be 1 to 255"))?;
+            let child = parse_u32(child)
+                .filter(|c| (1..=255).contains(c))
+                .ok_or_else(|| bad("extended type must be 1 to 255"))?;
             return Ok((Some(parent), child));
         }
         let number = parse_u32(text).ok_or_else(|| bad("not a decimal or 0x hex number"))?;
@@ -760,26 +877,50 @@ impl Parser<'_> {
     }
 
     /// `VALUE attribute-name value-name number`
-    fn value(&mut self, ctx: &FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(), DictionaryError> {
+    fn value(
+        &mut self,
+        ctx: &FileCtx<'_>,
+        line: usize,
+        fields: &[&str],
+    ) -> Result<(), DictionaryError> {
         let at = || ctx.at(line);
         let [_, attr_name, value_name, number] = fields else {
-            return Err(DictionaryError::Fields { at: at(), usage: "VALUE attribute-name value-name number" });
+            return Err(DictionaryError::Fields {
+                at: at(),
+                usage: "VALUE attribute-name value-name number",
+            });
         };
         let key = *self
             .dict
             .attr_names
             .get(&attr_name.to_ascii_lowercase())
-            .ok_or_else(|| DictionaryError::UnknownAttribute { at: at(), attr: (*attr_name).to_owned() })?;
+            .ok_or_else(|| DictionaryError::UnknownAttribute {
+                at: at(),
+                attr: (*attr_name).to_owned(),
+            })?;
         let def = &self.dict.attrs[&key];
         if !def.ty.takes_value_names() {
-            return Err(DictionaryError::ValueForType { at: at(), attr: def.name.clone(), ty: def.ty });
+            return Err(DictionaryError::ValueForType {
+                at: at(),
+                attr: def.name.clone(),
+                ty: def.ty,
+            });
         }
         if parse_u64(value_name).is_some() || value_name.parse::<i64>().is_ok() {
-            return Err(DictionaryError::BadName { at: at(), name: (*value_name).to_owned() });
+            return Err(DictionaryError::BadName {
+                at: at(),
+                name: (*value_name).to_owned(),
+            });
         }
-        let bad = |reason| DictionaryError::BadNumber { at: at(), text: (*number).to_owned(), reason };
+        let bad = |reason| DictionaryError::BadNumber {
+            at: at(),
+            text: (*number).to_owned(),
+            reason,
+        };
         let n = parse_u32(number).ok_or_else(|| bad("not a decimal or 0x hex number"))?;
-        if encode_unsigned(def.ty, u64::from(n), def.has_tag).is_none() && def.ty != AttrType::Signed {
+        if encode_unsigned(def.ty, u64::from(n), def.has_tag).is_none()
+            && def.ty != AttrType::Signed
+        {
             return Err(bad("does not fit the attribute's type"));
         }
         let names = self.dict.values.entry(key).or_default();
@@ -789,7 +930,12 @@ impl Parser<'_> {
     }
 
     /// `VENDOR name number [format=t,l]`
-    fn vendor(&mut self, ctx: &FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(), DictionaryError> {
+    fn vendor(
+        &mut self,
+        ctx: &FileCtx<'_>,
+        line: usize,
+        fields: &[&str],
+    ) -> Result<(), DictionaryError> {
         let at = || ctx.at(line);
         let usage = "VENDOR name number [format=t,l]";
         let [_, name, number, rest @ ..] = fields else {
@@ -799,40 +945,76 @@ impl Parser<'_> {
             return Err(DictionaryError::Fields { at: at(), usage });
         }
         check_name(name, at)?;
-        let bad = |reason| DictionaryError::BadNumber { at: at(), text: (*number).to_owned(), reason };
+        let bad = |reason| DictionaryError::BadNumber {
+            at: at(),
+            text: (*number).to_owned(),
+            reason,
+        };
         let id = parse_u32(number).ok_or_else(|| bad("not a decimal or 0x hex number"))?;
         if id == 0 {
             return Err(bad("vendor 0 is the standard attribute space"));
         }
         let (type_len, len_len) = match rest.first() {
-            Some(option) => parse_format(option).ok_or_else(|| DictionaryError::BadFormat { at: at(), text: (*option).to_owned() })?,
+            Some(option) => parse_format(option).ok_or_else(|| DictionaryError::BadFormat {
+                at: at(),
+                text: (*option).to_owned(),
+            })?,
             None => (1, 1),
         };
-        self.dict.insert_vendor(VendorDef { name: (*name).to_owned(), id, type_len, len_len });
+        self.dict.insert_vendor(VendorDef {
+            name: (*name).to_owned(),
+            id,
+            type_len,
+            len_len,
+        });
         Ok(())
     }
 
     /// `BEGIN-VENDOR name`
-    fn begin_vendor(&mut self, ctx: &mut FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(), DictionaryError> {
+    fn begin_vendor(
+        &mut self,
+        ctx: &mut FileCtx<'_>,
+        line: usize,
+        fields: &[&str],
+    ) -> Result<(), DictionaryError> {
         let [_, name] = fields else {
-            return Err(DictionaryError::Fields { at: ctx.at(line), usage: "BEGIN-VENDOR name" });
+            return Err(DictionaryError::Fields {
+                at: ctx.at(line),
+                usage: "BEGIN-VENDOR name",
+            });
         };
         if let Some((outer, _, _)) = &ctx.block {
-            return Err(DictionaryError::NestedVendor { at: ctx.at(line), outer: outer.clone(), inner: (*name).to_owned() });
+            return Err(DictionaryError::NestedVendor {
+                at: ctx.at(line),
+                outer: outer.clone(),
+                inner: (*name).to_owned(),
+            });
         }
-        let vendor = self
-            .dict
-            .vendor_by_name(name)
-            .ok_or_else(|| DictionaryError::UnknownVendor { at: ctx.at(line), vendor: (*name).to_owned() })?;
+        let vendor =
+            self.dict
+                .vendor_by_name(name)
+                .ok_or_else(|| DictionaryError::UnknownVendor {
+                    at: ctx.at(line),
+                    vendor: (*name).to_owned(),
+                })?;
         ctx.block = Some(((*name).to_owned(), vendor.id, line));
         Ok(())
     }
 
     /// `$INCLUDE path` (or `$INCLUDE- path`, which skips a missing file).
-    fn include(&mut self, ctx: &FileCtx<'_>, line: usize, fields: &[&str], optional: bool) -> Result<(), DictionaryError> {
+    fn include(
+        &mut self,
+        ctx: &FileCtx<'_>,
+        line: usize,
+        fields: &[&str],
+        optional: bool,
+    ) -> Result<(), DictionaryError> {
         let at = || ctx.at(line);
         let [_, target] = fields else {
-            return Err(DictionaryError::Fields { at: at(), usage: "$INCLUDE path" });
+            return Err(DictionaryError::Fields {
+                at: at(),
+                usage: "$INCLUDE path",
+            });
         };
         let Some(dir) = ctx.dir.filter(|_| !self.open_files.is_empty()) else {
             return Err(DictionaryError::IncludeNotAllowed { at: at() });
@@ -842,14 +1024,21 @@ impl Parser<'_> {
         }
         let path = dir.join(target);
         let shown = path.display().to_string();
-        let include_err = |source| DictionaryError::Include { at: at(), path: shown.clone(), source };
+        let include_err = |source| DictionaryError::Include {
+            at: at(),
+            path: shown.clone(),
+            source,
+        };
         let canonical = match std::fs::canonicalize(&path) {
             Ok(p) => p,
             Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(include_err(e)),
         };
         if self.open_files.contains(&canonical) {
-            return Err(DictionaryError::IncludeLoop { at: at(), path: shown });
+            return Err(DictionaryError::IncludeLoop {
+                at: at(),
+                path: shown,
+            });
         }
         let text = std::fs::read_to_string(&path).map_err(include_err)?;
         self.open_files.push(canonical);
@@ -862,7 +1051,10 @@ impl Parser<'_> {
 /// `END-VENDOR name`
 fn end_vendor(ctx: &mut FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(), DictionaryError> {
     let [_, name] = fields else {
-        return Err(DictionaryError::Fields { at: ctx.at(line), usage: "END-VENDOR name" });
+        return Err(DictionaryError::Fields {
+            at: ctx.at(line),
+            usage: "END-VENDOR name",
+        });
     };
     match &ctx.block {
         Some((open, _, _)) if open.eq_ignore_ascii_case(name) => {
@@ -870,16 +1062,32 @@ fn end_vendor(ctx: &mut FileCtx<'_>, line: usize, fields: &[&str]) -> Result<(),
             Ok(())
         }
         open => {
-            let expected = open.as_ref().map_or_else(|| "no BEGIN-VENDOR".to_owned(), |(o, _, _)| format!("BEGIN-VENDOR {o}"));
-            Err(DictionaryError::VendorMismatch { at: ctx.at(line), expected, found: (*name).to_owned() })
+            let expected = open.as_ref().map_or_else(
+                || "no BEGIN-VENDOR".to_owned(),
+                |(o, _, _)| format!("BEGIN-VENDOR {o}"),
+            );
+            Err(DictionaryError::VendorMismatch {
+                at: ctx.at(line),
+                expected,
+                found: (*name).to_owned(),
+            })
         }
     }
 }
 
 /// Attribute, vendor and value names: ASCII letters, digits and `-_./`, not empty.
 fn check_name(name: &str, at: impl Fn() -> Location) -> Result<(), DictionaryError> {
-    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
-    if ok && !name.is_empty() { Ok(()) } else { Err(DictionaryError::BadName { at: at(), name: name.to_owned() }) }
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+    if ok && !name.is_empty() {
+        Ok(())
+    } else {
+        Err(DictionaryError::BadName {
+            at: at(),
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// A type keyword, also in the v3 fixed-size form `octets[16]` (the size is not enforced).
@@ -893,17 +1101,37 @@ fn parse_type(word: &str) -> Option<AttrType> {
 }
 
 /// Applies the comma-separated flags of an ATTRIBUTE line.
-fn apply_flags(def: &mut AttrDef, flags: &str, at: impl Fn() -> Location) -> Result<(), DictionaryError> {
+fn apply_flags(
+    def: &mut AttrDef,
+    flags: &str,
+    at: impl Fn() -> Location,
+) -> Result<(), DictionaryError> {
     for flag in flags.split(',') {
-        let bad = |reason| DictionaryError::BadFlag { at: at(), flag: flag.to_owned(), reason };
+        let bad = |reason| DictionaryError::BadFlag {
+            at: at(),
+            flag: flag.to_owned(),
+            reason,
+        };
         match flag {
-            "has_tag" if matches!(def.ty, AttrType::Integer | AttrType::String | AttrType::Octets) => def.has_tag = true,
+            "has_tag"
+                if matches!(
+                    def.ty,
+                    AttrType::Integer | AttrType::String | AttrType::Octets
+                ) =>
+            {
+                def.has_tag = true
+            }
             "has_tag" => return Err(bad("is only for integer, string and octets attributes")),
             "concat" if def.ty == AttrType::Octets => def.concat = true,
             "concat" => return Err(bad("is only for octets attributes")),
             "array" => def.array = true,
             "virtual" => def.is_virtual = true,
-            "abinary" if matches!(def.ty, AttrType::Octets | AttrType::String | AttrType::Abinary) => {
+            "abinary"
+                if matches!(
+                    def.ty,
+                    AttrType::Octets | AttrType::String | AttrType::Abinary
+                ) =>
+            {
                 def.ty = AttrType::Abinary;
             }
             "abinary" => return Err(bad("is only for octets attributes")),
@@ -919,7 +1147,12 @@ fn apply_flags(def: &mut AttrDef, flags: &str, at: impl Fn() -> Location) -> Res
                         return Err(bad("is only for string and octets attributes"));
                     }
                 }
-                None => return Err(DictionaryError::UnknownFlag { at: at(), flag: flag.to_owned() }),
+                None => {
+                    return Err(DictionaryError::UnknownFlag {
+                        at: at(),
+                        flag: flag.to_owned(),
+                    });
+                }
             },
         }
     }
@@ -951,7 +1184,11 @@ fn parse_u64(text: &str) -> Option<u64> {
         None => (text, 10),
     };
     let valid = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
-    if valid { u64::from_str_radix(digits, radix).ok() } else { None }
+    if valid {
+        u64::from_str_radix(digits, radix).ok()
+    } else {
+        None
+    }
 }
 
 /// [`parse_u64`] narrowed to 32 bits.
@@ -965,7 +1202,10 @@ fn encode_unsigned(ty: AttrType, n: u64, tagged: bool) -> Option<Vec<u8>> {
     match ty {
         AttrType::Byte => Some(vec![u8::try_from(n).ok()?]),
         AttrType::Short => Some(u16::try_from(n).ok()?.to_be_bytes().to_vec()),
-        AttrType::Integer if tagged => (n <= 0xFF_FFFF).then(|| u32::try_from(n).ok()).flatten().map(|v| v.to_be_bytes().to_vec()),
+        AttrType::Integer if tagged => (n <= 0xFF_FFFF)
+            .then(|| u32::try_from(n).ok())
+            .flatten()
+            .map(|v| v.to_be_bytes().to_vec()),
         AttrType::Integer => Some(u32::try_from(n).ok()?.to_be_bytes().to_vec()),
         _ => None,
     }
@@ -973,16 +1213,22 @@ fn encode_unsigned(ty: AttrType, n: u64, tagged: bool) -> Option<Vec<u8>> {
 
 /// Splits an optional `:tag` suffix off a tagged attribute's text.
 fn split_tag<'t>(attr: &AttrDef, text: &'t str) -> Result<(&'t str, Option<u8>), ValueError> {
-    let bad_tag = || ValueError::BadTag { attr: attr.name.clone() };
+    let bad_tag = || ValueError::BadTag {
+        attr: attr.name.clone(),
+    };
     // A bare string may contain ':' (an IPv6 endpoint); only a quoted one can carry a tag.
     let split_at = match attr.ty {
         AttrType::String if text.starts_with('"') => closing_quote(text).map(|end| end + 1),
         AttrType::String => None,
         _ => text.rfind(':'),
     };
-    let Some(pos) = split_at.filter(|&p| p < text.len()) else { return Ok((text, None)) };
+    let Some(pos) = split_at.filter(|&p| p < text.len()) else {
+        return Ok((text, None));
+    };
     let suffix = text[pos..].strip_prefix(':').ok_or_else(bad_tag)?;
-    let tag = parse_u32(suffix).and_then(|t| u8::try_from(t).ok()).filter(|t| (1..=0x1F).contains(t));
+    let tag = parse_u32(suffix)
+        .and_then(|t| u8::try_from(t).ok())
+        .filter(|t| (1..=0x1F).contains(t));
     Ok((&text[..pos], Some(tag.ok_or_else(bad_tag)?)))
 }
 
@@ -1046,7 +1292,9 @@ fn unquote(rest: &str) -> Option<Vec<u8>> {
 
 /// `0x` followed by an even number of hex digits (possibly none).
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))?;
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
     hex::decode(digits).ok()
 }
 
@@ -1084,13 +1332,23 @@ fn parse_date(text: &str) -> Option<u32> {
         return Some(n);
     }
     let b = text.as_bytes();
-    let shape = b.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z';
+    let shape = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
     if !shape {
         return None;
     }
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
         let s = &text[range];
-        if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -1138,7 +1396,9 @@ fn parse_ifid(text: &str) -> Option<[u8; 8]> {
     let mut groups = text.split(':');
     for pair in out.chunks_exact_mut(2) {
         let group = groups.next().filter(|g| (1..=4).contains(&g.len()))?;
-        let value = u16::from_str_radix(group, 16).ok().filter(|_| group.chars().all(|c| c.is_ascii_hexdigit()))?;
+        let value = u16::from_str_radix(group, 16)
+            .ok()
+            .filter(|_| group.chars().all(|c| c.is_ascii_hexdigit()))?;
         pair.copy_from_slice(&value.to_be_bytes());
     }
     groups.next().is_none().then_some(out)
@@ -1150,7 +1410,9 @@ fn parse_ether(text: &str) -> Option<[u8; 6]> {
     let mut groups = text.split([':', '-']);
     for octet in &mut out {
         let group = groups.next().filter(|g| g.len() == 2)?;
-        *octet = u8::from_str_radix(group, 16).ok().filter(|_| group.chars().all(|c| c.is_ascii_hexdigit()))?;
+        *octet = u8::from_str_radix(group, 16)
+            .ok()
+            .filter(|_| group.chars().all(|c| c.is_ascii_hexdigit()))?;
     }
     groups.next().is_none().then_some(out)
 }
@@ -1171,18 +1433,27 @@ mod tests {
     /// The shipped dictionaries, loaded once for all tests.
     fn shipped() -> &'static Dictionary {
         static DICT: OnceLock<Dictionary> = OnceLock::new();
-        DICT.get_or_init(|| Dictionary::load(&dictionaries_dir().join("dictionary")).expect("shipped dictionaries load"))
+        DICT.get_or_init(|| {
+            Dictionary::load(&dictionaries_dir().join("dictionary"))
+                .expect("shipped dictionaries load")
+        })
     }
 
     /// Parses text that must fail and returns the error message.
     fn error_of(text: &str) -> String {
-        Dictionary::parse_str(text, "test.dict").expect_err("must be rejected").to_string()
+        Dictionary::parse_str(text, "test.dict")
+            .expect_err("must be rejected")
+            .to_string()
     }
 
     #[test]
     fn shipped_dictionaries_load_and_every_file_is_included() {
         let dict = shipped();
-        assert!(dict.attributes().count() > 250, "only {} attributes", dict.attributes().count());
+        assert!(
+            dict.attributes().count() > 250,
+            "only {} attributes",
+            dict.attributes().count()
+        );
 
         let root = fs::read_to_string(dictionaries_dir().join("dictionary")).unwrap();
         let included: BTreeSet<String> = root
@@ -1196,7 +1467,11 @@ mod tests {
             .filter(|n| n.starts_with("dictionary.") && !n.ends_with('~'))
             .collect();
         assert_eq!(included, on_disk, "root $INCLUDEs and files on disk differ");
-        let last_include = root.lines().filter(|l| l.starts_with("$INCLUDE")).last().unwrap();
+        let last_include = root
+            .lines()
+            .filter(|l| l.starts_with("$INCLUDE"))
+            .next_back()
+            .unwrap();
         assert_eq!(last_include.trim(), "$INCLUDE dictionary.local");
     }
 
@@ -1230,48 +1505,120 @@ mod tests {
             ("Message-Authenticator", attr::MESSAGE_AUTHENTICATOR),
         ];
         let vendor: &[(&str, u32, u8)] = &[
-            ("MS-CHAP-Response", attr::VENDOR_MICROSOFT, attr::MS_CHAP_RESPONSE),
-            ("MS-CHAP-Challenge", attr::VENDOR_MICROSOFT, attr::MS_CHAP_CHALLENGE),
-            ("MS-MPPE-Send-Key", attr::VENDOR_MICROSOFT, attr::MS_MPPE_SEND_KEY),
-            ("MS-MPPE-Recv-Key", attr::VENDOR_MICROSOFT, attr::MS_MPPE_RECV_KEY),
-            ("MS-CHAP2-Response", attr::VENDOR_MICROSOFT, attr::MS_CHAP2_RESPONSE),
-            ("MS-CHAP2-Success", attr::VENDOR_MICROSOFT, attr::MS_CHAP2_SUCCESS),
+            (
+                "MS-CHAP-Response",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_CHAP_RESPONSE,
+            ),
+            (
+                "MS-CHAP-Challenge",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_CHAP_CHALLENGE,
+            ),
+            (
+                "MS-MPPE-Send-Key",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_MPPE_SEND_KEY,
+            ),
+            (
+                "MS-MPPE-Recv-Key",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_MPPE_RECV_KEY,
+            ),
+            (
+                "MS-CHAP2-Response",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_CHAP2_RESPONSE,
+            ),
+            (
+                "MS-CHAP2-Success",
+                attr::VENDOR_MICROSOFT,
+                attr::MS_CHAP2_SUCCESS,
+            ),
             ("Cisco-AVPair", attr::VENDOR_CISCO, attr::CISCO_AVPAIR),
         ];
         let dict = shipped();
-        let rows = standard.iter().map(|(n, num)| (*n, 0, *num)).chain(vendor.iter().copied());
+        let rows = standard
+            .iter()
+            .map(|(n, num)| (*n, 0, *num))
+            .chain(vendor.iter().copied());
         for (name, vendor, number) in rows {
-            let def = dict.attr_by_name(name).unwrap_or_else(|| panic!("{name} missing from dictionaries"));
-            assert_eq!((def.vendor, def.number, def.extended), (vendor, u32::from(number), None), "{name}");
-            assert_eq!(dict.attr(vendor, u32::from(number)).map(|d| d.name.as_str()), Some(name));
+            let def = dict
+                .attr_by_name(name)
+                .unwrap_or_else(|| panic!("{name} missing from dictionaries"));
+            assert_eq!(
+                (def.vendor, def.number, def.extended),
+                (vendor, u32::from(number), None),
+                "{name}"
+            );
+            assert_eq!(
+                dict.attr(vendor, u32::from(number))
+                    .map(|d| d.name.as_str()),
+                Some(name)
+            );
         }
-        assert_eq!(dict.vendor_by_name("Microsoft").map(|v| v.id), Some(attr::VENDOR_MICROSOFT));
-        assert_eq!(dict.vendor_by_name("Cisco").map(|v| v.id), Some(attr::VENDOR_CISCO));
+        assert_eq!(
+            dict.vendor_by_name("Microsoft").map(|v| v.id),
+            Some(attr::VENDOR_MICROSOFT)
+        );
+        assert_eq!(
+            dict.vendor_by_name("Cisco").map(|v| v.id),
+            Some(attr::VENDOR_CISCO)
+        );
     }
 
     #[test]
     fn hidden_and_tagged_attributes_carry_their_flags() {
         let dict = shipped();
         let user_password = dict.attr_by_name("User-Password").unwrap();
-        assert_eq!((user_password.encrypt, user_password.has_tag), (Encrypt::UserPassword, false));
+        assert_eq!(
+            (user_password.encrypt, user_password.has_tag),
+            (Encrypt::UserPassword, false)
+        );
         let tunnel_password = dict.attr_by_name("Tunnel-Password").unwrap();
-        assert_eq!((tunnel_password.encrypt, tunnel_password.has_tag), (Encrypt::TunnelPassword, true));
+        assert_eq!(
+            (tunnel_password.encrypt, tunnel_password.has_tag),
+            (Encrypt::TunnelPassword, true)
+        );
         for name in ["MS-MPPE-Send-Key", "MS-MPPE-Recv-Key"] {
-            assert_eq!(dict.attr_by_name(name).unwrap().encrypt, Encrypt::TunnelPassword, "{name}");
+            assert_eq!(
+                dict.attr_by_name(name).unwrap().encrypt,
+                Encrypt::TunnelPassword,
+                "{name}"
+            );
         }
-        for name in ["Tunnel-Type", "Tunnel-Medium-Type", "Tunnel-Client-Endpoint", "Tunnel-Server-Endpoint",
-            "Tunnel-Private-Group-Id", "Tunnel-Assignment-Id", "Tunnel-Preference", "Tunnel-Client-Auth-Id",
-            "Tunnel-Server-Auth-Id"]
-        {
+        for name in [
+            "Tunnel-Type",
+            "Tunnel-Medium-Type",
+            "Tunnel-Client-Endpoint",
+            "Tunnel-Server-Endpoint",
+            "Tunnel-Private-Group-Id",
+            "Tunnel-Assignment-Id",
+            "Tunnel-Preference",
+            "Tunnel-Client-Auth-Id",
+            "Tunnel-Server-Auth-Id",
+        ] {
             let def = dict.attr_by_name(name).unwrap();
             assert!(def.has_tag && def.encrypt == Encrypt::None, "{name}");
         }
         assert!(dict.attr_by_name("EAP-Message").unwrap().concat);
         // Nothing else is flagged as hidden by accident.
-        let mut hidden: Vec<&str> =
-            dict.attributes().filter(|d| d.encrypt != Encrypt::None).map(|d| d.name.as_str()).collect();
+        let mut hidden: Vec<&str> = dict
+            .attributes()
+            .filter(|d| d.encrypt != Encrypt::None)
+            .map(|d| d.name.as_str())
+            .collect();
         hidden.sort_unstable();
-        assert_eq!(hidden, ["MS-CHAP-MPPE-Keys", "MS-MPPE-Recv-Key", "MS-MPPE-Send-Key", "Tunnel-Password", "User-Password"]);
+        assert_eq!(
+            hidden,
+            [
+                "MS-CHAP-MPPE-Keys",
+                "MS-MPPE-Recv-Key",
+                "MS-MPPE-Send-Key",
+                "Tunnel-Password",
+                "User-Password"
+            ]
+        );
     }
 
     #[test]
@@ -1284,23 +1631,38 @@ mod tests {
         assert_eq!(dict.value_name(service_type, 17), Some("Authorize-Only"));
         assert_eq!(dict.value_name(service_type, 9999), None);
         let fortinet = dict.vendor_by_name("FORTINET").unwrap();
-        assert_eq!((fortinet.id, fortinet.type_len, fortinet.len_len), (12356, 1, 1));
-        assert_eq!(dict.attr(12356, 2).unwrap().name, "Fortinet-Client-IP-Address");
-        assert_eq!(dict.attr(25461, 7).unwrap().name, "PaloAlto-Client-Source-IP");
+        assert_eq!(
+            (fortinet.id, fortinet.type_len, fortinet.len_len),
+            (12356, 1, 1)
+        );
+        assert_eq!(
+            dict.attr(12356, 2).unwrap().name,
+            "Fortinet-Client-IP-Address"
+        );
+        assert_eq!(
+            dict.attr(25461, 7).unwrap().name,
+            "PaloAlto-Client-Source-IP"
+        );
     }
 
     #[test]
     fn extended_attributes_are_found_by_dotted_number() {
         let dict = shipped();
         let frag = dict.attr_by_oid("241.1").unwrap();
-        assert_eq!((frag.name.as_str(), frag.extended, frag.number), ("Frag-Status", Some(241), 1));
+        assert_eq!(
+            (frag.name.as_str(), frag.extended, frag.number),
+            ("Frag-Status", Some(241), 1)
+        );
         assert_eq!(dict.attr_extended(241, 1), Some(frag));
         assert_eq!(dict.attr_by_name("frag-status"), Some(frag));
         // The extended attribute does not shadow standard attribute 1.
         assert_eq!(dict.attr(0, 1).unwrap().name, "User-Name");
         assert_eq!(dict.attr_by_oid("246.26").unwrap().ty, AttrType::Evs);
         assert_eq!(dict.attr_by_oid("241").unwrap().ty, AttrType::Extended);
-        assert_eq!(dict.attr_by_oid("26.311.16").unwrap().name, "MS-MPPE-Send-Key");
+        assert_eq!(
+            dict.attr_by_oid("26.311.16").unwrap().name,
+            "MS-MPPE-Send-Key"
+        );
         assert_eq!(dict.attr_by_oid("31").unwrap().name, "Calling-Station-Id");
         assert!(dict.attr_by_oid("241.x").is_none());
     }
@@ -1344,15 +1706,36 @@ mod tests {
     #[test]
     fn every_type_keyword_round_trips() {
         let all = [
-            AttrType::String, AttrType::Octets, AttrType::IpAddr, AttrType::Ipv6Addr, AttrType::Ipv6Prefix,
-            AttrType::Ipv4Prefix, AttrType::Integer, AttrType::Integer64, AttrType::Short, AttrType::Byte,
-            AttrType::Signed, AttrType::Date, AttrType::Ifid, AttrType::Ether, AttrType::Abinary, AttrType::Tlv,
-            AttrType::Vsa, AttrType::Extended, AttrType::LongExtended, AttrType::Evs, AttrType::ComboIp,
+            AttrType::String,
+            AttrType::Octets,
+            AttrType::IpAddr,
+            AttrType::Ipv6Addr,
+            AttrType::Ipv6Prefix,
+            AttrType::Ipv4Prefix,
+            AttrType::Integer,
+            AttrType::Integer64,
+            AttrType::Short,
+            AttrType::Byte,
+            AttrType::Signed,
+            AttrType::Date,
+            AttrType::Ifid,
+            AttrType::Ether,
+            AttrType::Abinary,
+            AttrType::Tlv,
+            AttrType::Vsa,
+            AttrType::Extended,
+            AttrType::LongExtended,
+            AttrType::Evs,
+            AttrType::ComboIp,
         ];
         for ty in all {
             assert_eq!(AttrType::from_keyword(ty.keyword()), Some(ty));
         }
-        for (alias, ty) in [("uint8", AttrType::Byte), ("uint16", AttrType::Short), ("uint64", AttrType::Integer64)] {
+        for (alias, ty) in [
+            ("uint8", AttrType::Byte),
+            ("uint16", AttrType::Short),
+            ("uint64", AttrType::Integer64),
+        ] {
             assert_eq!(AttrType::from_keyword(alias), Some(ty));
         }
     }
@@ -1370,10 +1753,17 @@ mod tests {
         let dict = Dictionary::parse_str(text, "override").unwrap();
         assert_eq!(dict.attr(0, 31).unwrap().name, "Client-Address");
         assert_eq!(dict.attr_by_name("Client-Address").unwrap().number, 31);
-        assert!(dict.attr_by_name("Calling-Station-Id").is_none(), "a renamed attribute's old name must not resolve");
+        assert!(
+            dict.attr_by_name("Calling-Station-Id").is_none(),
+            "a renamed attribute's old name must not resolve"
+        );
         let service_type = dict.attr_by_name("Service-Type").unwrap();
         assert_eq!(dict.value_name(service_type, 2), Some("Framed"));
-        assert_eq!(dict.value_by_name(service_type, "Framed-User"), Some(2), "old value names still parse");
+        assert_eq!(
+            dict.value_by_name(service_type, "Framed-User"),
+            Some(2),
+            "old value names still parse"
+        );
         assert_eq!(dict.vendor(4242).unwrap().name, "New-Name");
         assert!(dict.vendor_by_name("Old-Name").is_none());
     }
@@ -1381,41 +1771,125 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let cases: &[(&str, &str)] = &[
-            ("\n\nATTRIBUTE Foo 1 strnig\n", "test.dict:3: unknown attribute type `strnig`"),
-            ("ATTRIBUTE Foo one string\n", "test.dict:1: bad number `one`"),
-            ("ATTRIBUTE Foo 256 string\n", "test.dict:1: bad number `256`"),
+            (
+                "\n\nATTRIBUTE Foo 1 strnig\n",
+                "test.dict:3: unknown attribute type `strnig`",
+            ),
+            (
+                "ATTRIBUTE Foo one string\n",
+                "test.dict:1: bad number `one`",
+            ),
+            (
+                "ATTRIBUTE Foo 256 string\n",
+                "test.dict:1: bad number `256`",
+            ),
             ("ATTRIBUTE Foo 0 string\n", "test.dict:1: bad number `0`"),
-            ("ATTRIBUTE Foo 1.2 string\n", "test.dict:1: bad number `1.2`"),
-            ("ATTRIBUTE Foo 241.0 integer\n", "test.dict:1: bad number `241.0`"),
+            (
+                "ATTRIBUTE Foo 1.2 string\n",
+                "test.dict:1: bad number `1.2`",
+            ),
+            (
+                "ATTRIBUTE Foo 241.0 integer\n",
+                "test.dict:1: bad number `241.0`",
+            ),
             ("ATTRIBUTE Foo +5 string\n", "test.dict:1: bad number `+5`"),
-            ("ATTRIBUTE Foo 1 string has_tags\n", "test.dict:1: unknown flag `has_tags`"),
-            ("ATTRIBUTE Foo 1 string encrypt=4\n", "test.dict:1: flag `encrypt=4`"),
-            ("ATTRIBUTE Foo 1 ipaddr encrypt=1\n", "test.dict:1: flag `encrypt=1` is only for string"),
-            ("ATTRIBUTE Foo 1 ipaddr has_tag\n", "test.dict:1: flag `has_tag` is only for"),
-            ("ATTRIBUTE Foo 1 string has_tag, concat\n", "test.dict:1: expected `ATTRIBUTE"),
-            ("ATTRIBUTE Foo 1\n", "test.dict:1: expected `ATTRIBUTE name number type [flags]`"),
+            (
+                "ATTRIBUTE Foo 1 string has_tags\n",
+                "test.dict:1: unknown flag `has_tags`",
+            ),
+            (
+                "ATTRIBUTE Foo 1 string encrypt=4\n",
+                "test.dict:1: flag `encrypt=4`",
+            ),
+            (
+                "ATTRIBUTE Foo 1 ipaddr encrypt=1\n",
+                "test.dict:1: flag `encrypt=1` is only for string",
+            ),
+            (
+                "ATTRIBUTE Foo 1 ipaddr has_tag\n",
+                "test.dict:1: flag `has_tag` is only for",
+            ),
+            (
+                "ATTRIBUTE Foo 1 string has_tag, concat\n",
+                "test.dict:1: expected `ATTRIBUTE",
+            ),
+            (
+                "ATTRIBUTE Foo 1\n",
+                "test.dict:1: expected `ATTRIBUTE name number type [flags]`",
+            ),
             ("ATTRIBUTE Fo\"o 1 string\n", "test.dict:1: bad name"),
-            ("\nVALUE Service-Type Login-User 1\n", "test.dict:2: VALUE for unknown attribute `Service-Type`"),
-            ("ATTRIBUTE Foo 1 string\nVALUE Foo Bar 1\n", "test.dict:2: VALUE for `Foo` of type string"),
-            ("ATTRIBUTE Foo 1 byte\nVALUE Foo Bar 256\n", "test.dict:2: bad number `256`"),
-            ("ATTRIBUTE Foo 1 integer\nVALUE Foo 12 1\n", "test.dict:2: bad name `12`"),
-            ("VENDOR Acme 42 format=3,1\n", "test.dict:1: bad vendor format `format=3,1`"),
-            ("VENDOR Acme 42 format=1,3\n", "test.dict:1: bad vendor format"),
-            ("VENDOR Acme 42 format=1\n", "test.dict:1: bad vendor format"),
+            (
+                "\nVALUE Service-Type Login-User 1\n",
+                "test.dict:2: VALUE for unknown attribute `Service-Type`",
+            ),
+            (
+                "ATTRIBUTE Foo 1 string\nVALUE Foo Bar 1\n",
+                "test.dict:2: VALUE for `Foo` of type string",
+            ),
+            (
+                "ATTRIBUTE Foo 1 byte\nVALUE Foo Bar 256\n",
+                "test.dict:2: bad number `256`",
+            ),
+            (
+                "ATTRIBUTE Foo 1 integer\nVALUE Foo 12 1\n",
+                "test.dict:2: bad name `12`",
+            ),
+            (
+                "VENDOR Acme 42 format=3,1\n",
+                "test.dict:1: bad vendor format `format=3,1`",
+            ),
+            (
+                "VENDOR Acme 42 format=1,3\n",
+                "test.dict:1: bad vendor format",
+            ),
+            (
+                "VENDOR Acme 42 format=1\n",
+                "test.dict:1: bad vendor format",
+            ),
             ("VENDOR Acme 0\n", "test.dict:1: bad number `0`"),
-            ("VENDOR Acme 42\nBEGIN-VENDOR Acme\nEND-VENDOR Other\n", "test.dict:3: END-VENDOR Other does not match BEGIN-VENDOR Acme"),
-            ("END-VENDOR Acme\n", "test.dict:1: END-VENDOR Acme does not match no BEGIN-VENDOR"),
-            ("BEGIN-VENDOR Nobody\n", "test.dict:1: unknown vendor `Nobody`"),
-            ("VENDOR A 1\nVENDOR B 2\nBEGIN-VENDOR A\nBEGIN-VENDOR B\n", "test.dict:4: BEGIN-VENDOR B inside BEGIN-VENDOR A"),
-            ("VENDOR Acme 42\n\nBEGIN-VENDOR Acme\nATTRIBUTE X 1 string\n", "test.dict:3: BEGIN-VENDOR Acme is not closed"),
-            ("VENDOR Acme 42 format=1,1\nBEGIN-VENDOR Acme\nATTRIBUTE X 256 string\n", "test.dict:3: bad number `256`"),
-            ("VENDOR Acme 42\nBEGIN-VENDOR Acme\nATTRIBUTE X 241.1 string\n", "test.dict:3: bad number `241.1`"),
-            ("PROTOCOL RADIUS 1\n", "test.dict:1: unknown keyword `PROTOCOL`"),
-            ("$INCLUDE dictionary.rfc2865\n", "test.dict:1: $INCLUDE is not available"),
+            (
+                "VENDOR Acme 42\nBEGIN-VENDOR Acme\nEND-VENDOR Other\n",
+                "test.dict:3: END-VENDOR Other does not match BEGIN-VENDOR Acme",
+            ),
+            (
+                "END-VENDOR Acme\n",
+                "test.dict:1: END-VENDOR Acme does not match no BEGIN-VENDOR",
+            ),
+            (
+                "BEGIN-VENDOR Nobody\n",
+                "test.dict:1: unknown vendor `Nobody`",
+            ),
+            (
+                "VENDOR A 1\nVENDOR B 2\nBEGIN-VENDOR A\nBEGIN-VENDOR B\n",
+                "test.dict:4: BEGIN-VENDOR B inside BEGIN-VENDOR A",
+            ),
+            (
+                "VENDOR Acme 42\n\nBEGIN-VENDOR Acme\nATTRIBUTE X 1 string\n",
+                "test.dict:3: BEGIN-VENDOR Acme is not closed",
+            ),
+            (
+                "VENDOR Acme 42 format=1,1\nBEGIN-VENDOR Acme\nATTRIBUTE X 256 string\n",
+                "test.dict:3: bad number `256`",
+            ),
+            (
+                "VENDOR Acme 42\nBEGIN-VENDOR Acme\nATTRIBUTE X 241.1 string\n",
+                "test.dict:3: bad number `241.1`",
+            ),
+            (
+                "PROTOCOL RADIUS 1\n",
+                "test.dict:1: unknown keyword `PROTOCOL`",
+            ),
+            (
+                "$INCLUDE dictionary.rfc2865\n",
+                "test.dict:1: $INCLUDE is not available",
+            ),
         ];
         for (text, expected) in cases {
             let message = error_of(text);
-            assert!(message.starts_with(expected), "for {text:?}:\n  got      {message}\n  expected {expected}...");
+            assert!(
+                message.starts_with(expected),
+                "for {text:?}:\n  got      {message}\n  expected {expected}..."
+            );
         }
     }
 
@@ -1423,10 +1897,22 @@ mod tests {
     fn include_is_relative_to_the_including_file() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
-        fs::write(dir.path().join("root"), "$INCLUDE sub/one\n$INCLUDE- sub/absent\n").unwrap();
+        fs::write(
+            dir.path().join("root"),
+            "$INCLUDE sub/one\n$INCLUDE- sub/absent\n",
+        )
+        .unwrap();
         // Relative to sub/, not to the root's directory or the process's working directory.
-        fs::write(dir.path().join("sub/one"), "ATTRIBUTE One 1 string\n$INCLUDE deeper/two\n").unwrap();
-        fs::write(dir.path().join("sub/deeper/two"), "ATTRIBUTE Two 2 integer\nVALUE Two Second 2\n").unwrap();
+        fs::write(
+            dir.path().join("sub/one"),
+            "ATTRIBUTE One 1 string\n$INCLUDE deeper/two\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("sub/deeper/two"),
+            "ATTRIBUTE Two 2 integer\nVALUE Two Second 2\n",
+        )
+        .unwrap();
         let dict = Dictionary::load(&dir.path().join("root")).unwrap();
         assert_eq!(dict.attr(0, 1).unwrap().name, "One");
         let two = dict.attr_by_name("Two").unwrap();
@@ -1436,7 +1922,11 @@ mod tests {
     #[test]
     fn same_file_may_be_included_twice_without_a_loop() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("root"), "$INCLUDE common\n$INCLUDE common\n").unwrap();
+        fs::write(
+            dir.path().join("root"),
+            "$INCLUDE common\n$INCLUDE common\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("common"), "ATTRIBUTE Common 1 string\n").unwrap();
         assert!(Dictionary::load(&dir.path().join("root")).is_ok());
     }
@@ -1446,8 +1936,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
         fs::write(dir.path().join("root"), "# a\n$INCLUDE sub/a\n").unwrap();
-        fs::write(dir.path().join("sub/a"), "ATTRIBUTE A 1 string\n\n$INCLUDE ../root\n").unwrap();
-        let message = Dictionary::load(&dir.path().join("root")).unwrap_err().to_string();
+        fs::write(
+            dir.path().join("sub/a"),
+            "ATTRIBUTE A 1 string\n\n$INCLUDE ../root\n",
+        )
+        .unwrap();
+        let message = Dictionary::load(&dir.path().join("root"))
+            .unwrap_err()
+            .to_string();
         let expected = format!("{}:3: include loop", dir.path().join("sub/a").display());
         assert!(message.starts_with(&expected), "{message}");
     }
@@ -1455,12 +1951,25 @@ mod tests {
     #[test]
     fn missing_include_is_an_error_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("root"), "ATTRIBUTE A 1 string\n$INCLUDE nowhere\n").unwrap();
-        let message = Dictionary::load(&dir.path().join("root")).unwrap_err().to_string();
-        let expected = format!("{}:2: cannot include {}", dir.path().join("root").display(), dir.path().join("nowhere").display());
+        fs::write(
+            dir.path().join("root"),
+            "ATTRIBUTE A 1 string\n$INCLUDE nowhere\n",
+        )
+        .unwrap();
+        let message = Dictionary::load(&dir.path().join("root"))
+            .unwrap_err()
+            .to_string();
+        let expected = format!(
+            "{}:2: cannot include {}",
+            dir.path().join("root").display(),
+            dir.path().join("nowhere").display()
+        );
         assert!(message.starts_with(&expected), "{message}");
         let missing_root = Dictionary::load(&dir.path().join("absent")).unwrap_err();
-        assert!(matches!(missing_root, DictionaryError::Read { .. }), "{missing_root}");
+        assert!(
+            matches!(missing_root, DictionaryError::Read { .. }),
+            "{missing_root}"
+        );
     }
 
     #[test]
@@ -1468,30 +1977,62 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("root"), "$INCLUDE child\n").unwrap();
         fs::write(dir.path().join("child"), "\n\n\nATTRIBUTE Bad 1 nonsense\n").unwrap();
-        let message = Dictionary::load(&dir.path().join("root")).unwrap_err().to_string();
-        assert!(message.starts_with(&format!("{}:4: unknown attribute type", dir.path().join("child").display())), "{message}");
+        let message = Dictionary::load(&dir.path().join("root"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:4: unknown attribute type",
+                dir.path().join("child").display()
+            )),
+            "{message}"
+        );
     }
 
     #[test]
     fn parse_value_encodes_by_type() {
         let dict = shipped();
         let enc = |name: &str, text: &str| dict.parse_value(dict.attr_by_name(name).unwrap(), text);
-        assert_eq!(enc("Framed-IP-Address", "203.0.113.7").unwrap(), [203, 0, 113, 7]);
+        assert_eq!(
+            enc("Framed-IP-Address", "203.0.113.7").unwrap(),
+            [203, 0, 113, 7]
+        );
         assert_eq!(enc("Service-Type", "Framed-User").unwrap(), [0, 0, 0, 2]);
         assert_eq!(enc("Service-Type", "42").unwrap(), [0, 0, 0, 42]);
         assert_eq!(enc("Service-Type", "0x0102").unwrap(), [0, 0, 1, 2]);
         assert_eq!(enc("Class", "0x0102").unwrap(), [1, 2]);
         assert_eq!(enc("Class", "0x").unwrap(), [0u8; 0]);
         assert_eq!(enc("Reply-Message", "Enter code").unwrap(), b"Enter code");
-        assert_eq!(enc("Reply-Message", r#""a\"b\\c\x00\n""#).unwrap(), b"a\"b\\c\0\n");
-        assert_eq!(enc("Framed-IPv6-Prefix", "2001:db8::/48").unwrap(), [0, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0]);
+        assert_eq!(
+            enc("Reply-Message", r#""a\"b\\c\x00\n""#).unwrap(),
+            b"a\"b\\c\0\n"
+        );
+        assert_eq!(
+            enc("Framed-IPv6-Prefix", "2001:db8::/48").unwrap(),
+            [0, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 0]
+        );
         assert_eq!(enc("Framed-IPv6-Prefix", "::/0").unwrap(), [0, 0]);
         assert_eq!(enc("NAS-IPv6-Address", "::1").unwrap()[15], 1);
-        assert_eq!(enc("Event-Timestamp", "1970-01-01T00:00:00Z").unwrap(), [0, 0, 0, 0]);
-        assert_eq!(enc("Event-Timestamp", "2024-02-29T12:34:56Z").unwrap(), 1_709_210_096u32.to_be_bytes());
-        assert_eq!(enc("Event-Timestamp", "1709210096").unwrap(), 1_709_210_096u32.to_be_bytes());
-        assert_eq!(enc("Framed-Interface-Id", "0011:2233:4455:6677").unwrap(), [0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
-        assert_eq!(enc("Frag-Status", "More-Data-Pending").unwrap(), [0, 0, 0, 2]);
+        assert_eq!(
+            enc("Event-Timestamp", "1970-01-01T00:00:00Z").unwrap(),
+            [0, 0, 0, 0]
+        );
+        assert_eq!(
+            enc("Event-Timestamp", "2024-02-29T12:34:56Z").unwrap(),
+            1_709_210_096u32.to_be_bytes()
+        );
+        assert_eq!(
+            enc("Event-Timestamp", "1709210096").unwrap(),
+            1_709_210_096u32.to_be_bytes()
+        );
+        assert_eq!(
+            enc("Framed-Interface-Id", "0011:2233:4455:6677").unwrap(),
+            [0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
+        );
+        assert_eq!(
+            enc("Frag-Status", "More-Data-Pending").unwrap(),
+            [0, 0, 0, 2]
+        );
     }
 
     #[test]
@@ -1500,14 +2041,29 @@ mod tests {
         let enc = |name: &str, text: &str| dict.parse_value(dict.attr_by_name(name).unwrap(), text);
         assert_eq!(enc("Tunnel-Type", "L2TP").unwrap(), [0, 0, 0, 3]);
         assert_eq!(enc("Tunnel-Type", "L2TP:1").unwrap(), [1, 0, 0, 3]);
-        assert_eq!(enc("Tunnel-Private-Group-Id", "\"42\":2").unwrap(), [2, b'4', b'2']);
+        assert_eq!(
+            enc("Tunnel-Private-Group-Id", "\"42\":2").unwrap(),
+            [2, b'4', b'2']
+        );
         // Untagged: data starting above 0x1F needs no tag octet; data that would read as a tag does.
         assert_eq!(enc("Tunnel-Private-Group-Id", "42").unwrap(), b"42");
-        assert_eq!(enc("Tunnel-Private-Group-Id", r#""\x01x""#).unwrap(), [0, 1, b'x']);
+        assert_eq!(
+            enc("Tunnel-Private-Group-Id", r#""\x01x""#).unwrap(),
+            [0, 1, b'x']
+        );
         // A bare string keeps its colons: an IPv6 endpoint is not a tag.
-        assert_eq!(enc("Tunnel-Client-Endpoint", "2001:db8::1").unwrap(), b"2001:db8::1");
-        assert!(matches!(enc("Tunnel-Type", "L2TP:32"), Err(ValueError::BadTag { .. })));
-        assert!(matches!(enc("Tunnel-Type", "0x1000000"), Err(ValueError::OutOfRange { .. })));
+        assert_eq!(
+            enc("Tunnel-Client-Endpoint", "2001:db8::1").unwrap(),
+            b"2001:db8::1"
+        );
+        assert!(matches!(
+            enc("Tunnel-Type", "L2TP:32"),
+            Err(ValueError::BadTag { .. })
+        ));
+        assert!(matches!(
+            enc("Tunnel-Type", "0x1000000"),
+            Err(ValueError::OutOfRange { .. })
+        ));
         // Encrypted attributes yield the plaintext; hiding (and the tag) is the codec's job.
         assert_eq!(enc("Tunnel-Password", "hunter2:1").unwrap(), b"hunter2:1");
     }
@@ -1535,14 +2091,30 @@ mod tests {
         ];
         for (name, text) in bad {
             let err = enc(name, text).expect_err(text).to_string();
-            assert!(err.starts_with(name) && !err.contains(text), "{name} {text}: {err}");
+            assert!(
+                err.starts_with(name) && !err.contains(text),
+                "{name} {text}: {err}"
+            );
         }
         let long = "x".repeat(254);
         let err = enc("User-Password", &long).unwrap_err();
-        assert_eq!(err, ValueError::TooLong { attr: "User-Password".into(), len: 254, max: 253 });
+        assert_eq!(
+            err,
+            ValueError::TooLong {
+                attr: "User-Password".into(),
+                len: 254,
+                max: 253
+            }
+        );
         let vsa_max = "x".repeat(248);
-        assert!(matches!(enc("Fortinet-Group-Name", &vsa_max), Err(ValueError::TooLong { max: 247, .. })));
-        assert!(enc("EAP-Message", &format!("0x{}", "00".repeat(400))).is_ok(), "concat attributes may be long");
+        assert!(matches!(
+            enc("Fortinet-Group-Name", &vsa_max),
+            Err(ValueError::TooLong { max: 247, .. })
+        ));
+        assert!(
+            enc("EAP-Message", &format!("0x{}", "00".repeat(400))).is_ok(),
+            "concat attributes may be long"
+        );
     }
 
     #[test]

@@ -5,3 +5,4 @@
 
 pub mod attr;
 pub mod dictionary;
+pub mod display;
