@@ -408,21 +408,11 @@ fn format_ether(b: &[u8; 6]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::OnceLock;
-
     use proptest::prelude::*;
 
     use super::*;
     use crate::radius::attr::build_vsa;
-
-    fn shipped() -> &'static Dictionary {
-        static DICT: OnceLock<Dictionary> = OnceLock::new();
-        DICT.get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/dictionary");
-            Dictionary::load(&root).expect("shipped dictionaries load")
-        })
-    }
+    use crate::radius::dictionary::shipped;
 
     fn def(name: &str) -> &'static AttrDef {
         shipped()
