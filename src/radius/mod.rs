@@ -7,6 +7,8 @@ pub mod attr;
 pub mod auth;
 pub mod code;
 pub mod crypt;
+pub mod dictionary;
+pub mod display;
 pub mod packet;
 pub mod random;
 

@@ -6,4 +6,5 @@
 // `pub` so the harness's public items count as reachable (the crate denies `unreachable_pub`).
 pub mod support;
 
+mod pass_through;
 mod peers;

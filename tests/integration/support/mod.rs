@@ -16,6 +16,7 @@
 pub mod eapol;
 pub mod freeradius;
 pub mod probe;
+pub mod proxy;
 pub mod radclient;
 
 use std::io::{self, Read, Seek, Write};
