@@ -366,7 +366,7 @@ fn a_wrong_secret_is_dropped_or_answered_unverifiably() -> Result<()> {
         .without_message_authenticator()
         .send(Kind::Auth, &BOB.pap())?;
 
-    // FreeRADIUS drops a request whose Message-Authenticator fails (gotcha 1).
+    // FreeRADIUS drops a request whose Message-Authenticator fails, silently.
     assert_eq!(with_ma.code, Reply::NoReply, "{}", with_ma.output);
     // Without one it rejects the garbled password, signed with its own secret, which radclient refuses.
     assert_eq!(
@@ -410,7 +410,7 @@ fn sign_replies_puts_message_authenticator_in_every_reply() -> Result<()> {
     let without: Vec<_> = codes.iter().map(|code| (code.clone(), false)).collect();
 
     assert_eq!(message_authenticator_per_reply(&signed)?, with);
-    // 3.2.1 on its own signs none of these (test-peers.md gotcha 1).
+    // 3.2.1 on its own signs none of these (it predates BlastRADIUS).
     assert_eq!(message_authenticator_per_reply(&unsigned)?, without);
     Ok(())
 }

@@ -164,7 +164,7 @@ impl Radclient {
         }
         let args = [
             "-x".to_owned(),
-            // -r 0 is a usage error (gotcha 12): one try is -r 1.
+            // -r 0 is a usage error: one try is -r 1.
             "-r".to_owned(),
             "1".to_owned(),
             "-t".to_owned(),
