@@ -356,13 +356,25 @@ fn required_message_authenticator_drops_requests_without_it() -> Result<()> {
 }
 
 #[test]
-fn a_wrong_secret_gets_no_reply() -> Result<()> {
+fn a_wrong_secret_is_dropped_or_answered_unverifiably() -> Result<()> {
     let upstream = FreeRadius::start_default()?;
     let client = Radclient::new(upstream.auth(), "not-the-secret").timeout(Duration::from_secs(1));
 
-    let reply = client.send(Kind::Auth, &BOB.pap())?;
+    let with_ma = client.send(Kind::Auth, &BOB.pap())?;
+    let without_ma = client
+        .clone()
+        .without_message_authenticator()
+        .send(Kind::Auth, &BOB.pap())?;
 
-    assert_eq!(reply.code, Reply::NoReply, "{}", reply.output);
+    // FreeRADIUS drops a request whose Message-Authenticator fails, silently.
+    assert_eq!(with_ma.code, Reply::NoReply, "{}", with_ma.output);
+    // Without one it rejects the garbled password, signed with its own secret, which radclient refuses.
+    assert_eq!(
+        without_ma.code,
+        Reply::InvalidReply,
+        "{}",
+        without_ma.output
+    );
     Ok(())
 }
 
@@ -398,7 +410,7 @@ fn sign_replies_puts_message_authenticator_in_every_reply() -> Result<()> {
     let without: Vec<_> = codes.iter().map(|code| (code.clone(), false)).collect();
 
     assert_eq!(message_authenticator_per_reply(&signed)?, with);
-    // 3.2.1 on its own signs none of these (test-peers.md gotcha 1).
+    // 3.2.1 on its own signs none of these (it predates BlastRADIUS).
     assert_eq!(message_authenticator_per_reply(&unsigned)?, without);
     Ok(())
 }

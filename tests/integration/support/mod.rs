@@ -8,10 +8,6 @@
 //! This module owns what they share: the harness [`Error`], [`TestDir`], free loopback ports, finding the peer
 //! binaries, and stopping a child process by its own pid. Every peer is started by the test and stopped by its pid;
 //! nothing here touches system services or other processes.
-#![allow(
-    dead_code,
-    reason = "each test module uses a different part of the harness"
-)]
 
 pub mod eapol;
 pub mod freeradius;

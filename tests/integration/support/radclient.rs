@@ -47,9 +47,11 @@ pub enum Reply {
     Challenge,
     /// Accounting-Response.
     AccountingResponse,
-    /// No (valid) reply within the timeout: radclient drops replies with a bad authenticator, so this also
-    /// covers a wrong secret.
+    /// No reply within the timeout.
     NoReply,
+    /// A reply came but radclient refused it: a wrong Response Authenticator (e.g. another secret) or a wrong
+    /// Message-Authenticator. radclient verifies both; `output` has its reason.
+    InvalidReply,
     /// Any other code, as radclient names it.
     Other(String),
 }
@@ -162,7 +164,7 @@ impl Radclient {
         }
         let args = [
             "-x".to_owned(),
-            // -r 0 is a usage error (gotcha 12): one try is -r 1.
+            // -r 0 is a usage error: one try is -r 1.
             "-r".to_owned(),
             "1".to_owned(),
             "-t".to_owned(),
@@ -210,13 +212,19 @@ fn parse(output: &str) -> Option<RadclientOutcome> {
         .lines()
         .skip_while(|line| !line.starts_with("Received "));
     let Some(received) = lines.next() else {
-        return output
-            .contains("No reply from server")
-            .then(|| RadclientOutcome {
-                code: Reply::NoReply,
-                attributes: Vec::new(),
-                output: output.to_owned(),
-            });
+        // radclient reports a refused reply, then (once the timeout passes) that no reply came.
+        let code = if output.contains("Reply verification failed") {
+            Reply::InvalidReply
+        } else if output.contains("No reply from server") {
+            Reply::NoReply
+        } else {
+            return None;
+        };
+        return Some(RadclientOutcome {
+            code,
+            attributes: Vec::new(),
+            output: output.to_owned(),
+        });
     };
     let code = match received.split_whitespace().nth(1)? {
         "Access-Accept" => Reply::Accept,
@@ -316,6 +324,20 @@ Received Access-Challenge Id 228 from 127.0.0.1:31812 to 127.0.0.1:56558 length 
             Some(Reply::NoReply)
         );
         assert!(parse("radclient: Failed parsing attribute\n").is_none());
+    }
+
+    #[test]
+    fn a_refused_reply_is_not_mistaken_for_silence() {
+        // Real output for an Access-Accept whose Message-Authenticator was wrong by one bit.
+        let refused = "(0) Reply verification failed: Received packet from 127.0.0.1 with invalid \
+                       Message-Authenticator!  (Shared secret is incorrect.)\n\
+                       Sent Access-Request Id 71 from 0.0.0.0:51833 to 127.0.0.1:40739 length 59\n\
+                       (0) No reply from server for ID 71 socket 3\n";
+
+        assert_eq!(
+            parse(refused).map(|outcome| outcome.code),
+            Some(Reply::InvalidReply)
+        );
     }
 
     #[test]

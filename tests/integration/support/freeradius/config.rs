@@ -94,7 +94,7 @@ fn rewrite_radiusd_conf(text: &str, root: &Path) -> Result<String> {
         ("user", "#user = freerad".to_owned()),
         ("group", "#group = freerad".to_owned()),
         ("colourise", "colourise = no".to_owned()),
-        // The default 1 s would make every Reject slow (test-peers.md gotcha 3).
+        // The default 1 s would delay every Reject, and reject-heavy tests would measure the delay.
         ("reject_delay", "reject_delay = 0".to_owned()),
         ("max_requests", "max_requests = 65536".to_owned()),
         // The directory never proxies; this also keeps it from opening proxy sockets.
@@ -159,7 +159,7 @@ fn listen_sections(listen: &Listen) -> String {
 
 fn listen_section(kind: &str, addr: SocketAddr) -> String {
     let ip_key = if addr.is_ipv4() { "ipaddr" } else { "ipv6addr" };
-    // recv_buff: the kernel default (about 208 KiB) drops packets above ~150 in flight (gotcha 6).
+    // recv_buff: with the kernel default (about 208 KiB) FreeRADIUS drops packets above ~150 in flight.
     format!(
         "listen {{\n\ttype = {kind}\n\t{ip_key} = {}\n\tport = {}\n\trecv_buff = 4194304\n}}\n",
         addr.ip(),
@@ -209,7 +209,8 @@ fn empty_dir(dir: &Path) -> Result<()> {
 }
 
 /// `Message-Authenticator := 0x00` in the reply: FreeRADIUS computes the real value when it encodes the packet.
-/// 3.2.1 predates BlastRADIUS and never signs replies on its own (gotcha 1); this makes it act like a patched server.
+/// 3.2.1 predates BlastRADIUS (CVE-2024-3596) and never signs non-EAP replies on its own; this makes it act like a
+/// patched server.
 const SIGN_REPLY: &str = "update reply {\n\t\t&Message-Authenticator := 0x00\n\t}";
 
 /// Two linelog instances that write one line (the User-Name) per request that reached the virtual server:

@@ -1,4 +1,4 @@
-//! A private FreeRADIUS 3.2 instance as the upstream "directory" (test-peers.md §2).
+//! A private FreeRADIUS 3.2 instance as the upstream "directory".
 //!
 //! Each instance runs from its own temporary directory (a copy of the packaged raddb, see `config.rs`) on
 //! kernel-chosen loopback ports, as a child process (`freeradius -f`) that the test starts and stops by its pid.
