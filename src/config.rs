@@ -131,6 +131,9 @@ pub struct RawClient {
     /// Drop Access-Requests with Proxy-State but no Message-Authenticator.
     #[serde(default = "yes")]
     pub limit_proxy_state: bool,
+    /// Overrides the site policy for every login through this NAS: `trusted`,
+    /// `mfa` or `deny` (e.g. `trusted` for a NAS that only serves inside users).
+    pub policy: Option<String>,
 }
 
 /// One `[[upstreams]]` entry.

@@ -151,11 +151,9 @@ fn init_logging(format: LogFormat) {
         _ => false,
     };
     let registry = tracing_subscriber::registry().with(filter);
-    if journald {
-        if let Ok(layer) = tracing_journald::layer() {
-            registry.with(layer).init();
-            return;
-        }
+    if journald && let Ok(layer) = tracing_journald::layer() {
+        registry.with(layer).init();
+        return;
     }
     match format {
         LogFormat::Json => registry

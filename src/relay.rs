@@ -64,10 +64,17 @@ pub fn outgoing(request: &Packet, password: Option<Zeroizing<Vec<u8>>>) -> Outgo
 
 /// A reply to `request` with the given code and attributes: Message-Authenticator
 /// first, the request's Proxy-States echoed last in order.
+///
+/// An Accounting-Response to an Accounting-Request carries no Message-Authenticator:
+/// RFC 3579 defines none for it, and FreeRADIUS computes one over a zeroed header
+/// where others use the request's authenticator, so any choice breaks some NAS. Its
+/// Response Authenticator already covers it; BlastRADIUS concerns Access-* replies.
 pub fn reply(request: &Packet, code: Code, attributes: Vec<radius::Attribute>) -> Packet {
     let mut out = Packet::new(code, request.identifier, [0; 16]);
     out.attributes.reserve(attributes.len() + 2);
-    out.set_message_authenticator_first();
+    if !(code == Code::AccountingResponse && request.code == Code::AccountingRequest) {
+        out.set_message_authenticator_first();
+    }
     out.attributes.extend(attributes);
     for ps in request.proxy_states() {
         out.push(attr::PROXY_STATE, ps);

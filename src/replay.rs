@@ -72,29 +72,16 @@ impl Replay {
     pub fn begin(&self, src: SocketAddr, identifier: u8, authenticator: [u8; 16]) -> Seen<'_> {
         let key = (src, identifier);
         let mut entries = self.lock();
-        if let Some(e) = entries.get(&key) {
-            if e.authenticator == authenticator {
-                return match &e.done {
-                    None => Seen::InProgress,
-                    Some((bytes, at)) if at.elapsed() < self.window => {
-                        Seen::Answered(bytes.clone())
-                    }
-                    Some(_) => {
-                        entries.insert(
-                            key,
-                            Entry {
-                                authenticator,
-                                done: None,
-                            },
-                        );
-                        Seen::New(Ticket {
-                            replay: self,
-                            key,
-                            authenticator,
-                            finished: false,
-                        })
-                    }
-                };
+        if let Some(e) = entries.get(&key)
+            && e.authenticator == authenticator
+        {
+            match &e.done {
+                None => return Seen::InProgress,
+                Some((bytes, at)) if at.elapsed() < self.window => {
+                    return Seen::Answered(bytes.clone());
+                }
+                // Answered too long ago: treat as a new request.
+                Some(_) => {}
             }
         }
         entries.insert(
@@ -135,10 +122,10 @@ impl Ticket<'_> {
     pub fn finish(mut self, reply: Arc<[u8]>) {
         self.finished = true;
         let mut entries = self.replay.lock();
-        if let Some(e) = entries.get_mut(&self.key) {
-            if e.authenticator == self.authenticator {
-                e.done = Some((reply, Instant::now()));
-            }
+        if let Some(e) = entries.get_mut(&self.key)
+            && e.authenticator == self.authenticator
+        {
+            e.done = Some((reply, Instant::now()));
         }
     }
 }

@@ -356,7 +356,12 @@ struct Slots {
 #[derive(Debug)]
 struct Waiter {
     authenticator: [u8; 16],
-    status_probe: bool,
+    /// Whether the reply must carry a valid Message-Authenticator: for Access-Request
+    /// when the server is configured so. Not for a probe (it only tells us the server
+    /// is alive; FreeRADIUS 3.2.1 does not sign Status-Server replies), nor for
+    /// accounting (BlastRADIUS forges Access-Accepts; many servers do not sign
+    /// Accounting-Response).
+    needs_ma: bool,
     tx: oneshot::Sender<Packet>,
 }
 
@@ -391,7 +396,9 @@ impl Pool {
         out: &Outgoing,
     ) -> Result<(Vec<u8>, Slot, oneshot::Receiver<Packet>), Failure> {
         let authenticator = random::bytes16();
-        let (slot, rx) = self.take_slot(authenticator, out.code == Code::StatusServer)?;
+        let needs_ma =
+            self.settings.require_message_authenticator && out.code == Code::AccessRequest;
+        let (slot, rx) = self.take_slot(authenticator, needs_ma)?;
         let mut packet = Packet::new(out.code, slot.id, authenticator);
         packet.attributes.reserve(out.attributes.len() + 2);
         // Always signed: BlastRADIUS hardening on our side of the hop costs nothing.
@@ -410,18 +417,25 @@ impl Pool {
         }
         packet.attributes.extend(out.attributes.iter().cloned());
         let bytes = radius::encode_request(&packet, secret).map_err(|_| Failure::Unencodable)?;
+        let mut slot = slot;
+        if out.code.has_computed_request_authenticator() {
+            // Accounting: the authenticator was computed from the packet, and the
+            // reply's Response Authenticator is keyed on it.
+            slot.authenticator.copy_from_slice(&bytes[4..20]);
+            slot.socket.rekey(slot.id, slot.authenticator);
+        }
         Ok((bytes, slot, rx))
     }
 
     fn take_slot(
         &self,
         authenticator: [u8; 16],
-        status_probe: bool,
+        needs_ma: bool,
     ) -> Result<(Slot, oneshot::Receiver<Packet>), Failure> {
         let (tx, rx) = oneshot::channel();
         let mut waiter = Some(Waiter {
             authenticator,
-            status_probe,
+            needs_ma,
             tx,
         });
         let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
@@ -502,6 +516,13 @@ impl Pool {
 }
 
 impl PoolSocket {
+    fn rekey(&self, id: u8, authenticator: [u8; 16]) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = slots.pending.get_mut(&id) {
+            w.authenticator = authenticator;
+        }
+    }
+
     fn try_take(&self, waiter: &mut Option<Waiter>) -> Option<u8> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let id = slots.free.pop_front()?;
@@ -515,10 +536,9 @@ impl PoolSocket {
 async fn receive(socket: Arc<PoolSocket>, settings: UpstreamSettings, stats: Arc<Stats>) {
     let mut buf = vec![0u8; radius::packet::MAX_PACKET_LEN];
     loop {
-        let n = match socket.socket.recv(&mut buf).await {
-            Ok(n) => n,
-            // Connected UDP sockets report ICMP errors here; the waiter times out.
-            Err(_) => continue,
+        // Connected UDP sockets report ICMP errors here; the waiter times out.
+        let Ok(n) = socket.socket.recv(&mut buf).await else {
+            continue;
         };
         if Arc::strong_count(&socket) == 1 {
             return;
@@ -541,12 +561,7 @@ fn deliver(socket: &PoolSocket, settings: &UpstreamSettings, datagram: &[u8]) ->
     let Ok(verified) = radius::verify_response(datagram, &waiter.authenticator, secret) else {
         return false;
     };
-    // A probe only tells us the server is alive, so its Response Authenticator is
-    // enough; FreeRADIUS 3.2.1 does not sign Status-Server replies.
-    if settings.require_message_authenticator
-        && !verified.message_authenticator
-        && !waiter.status_probe
-    {
+    if waiter.needs_ma && !verified.message_authenticator {
         return false;
     }
     let Ok(packet) = Packet::decode(datagram) else {

@@ -136,7 +136,14 @@ impl Proxy {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let thread = std::thread::spawn(move || runtime.block_on(daemon.run(token)));
-        Ok(Self { auth, acct, ctx, shutdown, thread: Some(thread), dir })
+        Ok(Self {
+            auth,
+            acct,
+            ctx,
+            shutdown,
+            thread: Some(thread),
+            dir,
+        })
     }
 
     /// The authentication address.
