@@ -4,7 +4,11 @@
 //!
 //! - [`radius`]: the sans-IO RADIUS codec — bytes in, values out; no sockets, no clock.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
+//! - [`username`]: user-name normalisation (case, realm stripping).
+//! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes.
 #![forbid(unsafe_code)]
 
+pub mod factor;
 pub mod radius;
 pub mod secret;
+pub mod username;
