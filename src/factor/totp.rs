@@ -140,9 +140,8 @@ impl TotpSecret {
         period: u64,
         algorithm: Algorithm,
     ) -> Result<Self, TotpError> {
-        let digits = match u8::try_from(digits) {
-            Ok(d @ 6..=8) => d,
-            _ => return Err(TotpError::Digits(digits)),
+        let Ok(narrow @ 6..=8) = u8::try_from(digits) else {
+            return Err(TotpError::Digits(digits));
         };
         if !Self::PERIODS.contains(&period) {
             return Err(TotpError::Period(period));
@@ -152,7 +151,7 @@ impl TotpSecret {
         }
         Ok(Self {
             bytes,
-            digits,
+            digits: narrow,
             period,
             algorithm,
         })
