@@ -757,6 +757,14 @@ mod tests {
         assert_eq!(lines, [3, 4, 6]);
         assert!(store.user("alice").unwrap().is_none(), "rolled back");
 
+        let dry = store.import_totp(&rows, ImportMode::DryRun).unwrap();
+        assert_eq!(dry.rejected, summary.rejected);
+        assert!(!dry.committed);
+        assert!(
+            store.user("alice").unwrap().is_none(),
+            "a dry run writes nothing"
+        );
+
         let summary = store.import_totp(&rows, ImportMode::SkipInvalid).unwrap();
         assert!(summary.committed);
         assert_eq!((summary.imported, summary.created_users), (2, 2));

@@ -34,6 +34,9 @@ impl Store {
     /// a dummy hash is verified instead, so the time taken does not reveal whether the user
     /// exists or has a password.
     pub fn verify_password(&self, name: &str, password: &[u8]) -> Result<bool, StoreError> {
+        // Made before the lookup, so the one-time cost of making it falls on whichever call
+        // comes first, whether or not that user exists.
+        let dummy = self.dummy_hash()?;
         let stored: Option<(Option<String>, bool)> = match self.normalize(name) {
             Ok(name) => {
                 let conn = self.inner.pool.get()?;
@@ -49,7 +52,6 @@ impl Store {
         match stored {
             Some((Some(hash), enabled)) => Ok(verify(password, &hash)? && enabled),
             _ => {
-                let dummy = self.dummy_hash()?;
                 // The result is irrelevant: only the time spent matters.
                 let _ = verify(password, dummy);
                 Ok(false)

@@ -26,6 +26,8 @@ pub enum ImportMode {
     AllOrNothing,
     /// Import the good rows and report the refused ones.
     SkipInvalid,
+    /// Check every row as an import would, then roll back: nothing is written.
+    DryRun,
 }
 
 /// A row [`Store::import_totp`] refused.
@@ -157,7 +159,9 @@ impl Store {
     /// Missing users are created. A row is refused if its name is invalid or the user
     /// already has a TOTP secret (reset it first: an import never replaces a secret, and a
     /// name twice in one import is refused the second time). With
-    /// [`ImportMode::AllOrNothing`] any refusal rolls the whole import back.
+    /// [`ImportMode::AllOrNothing`] any refusal rolls the whole import back; with
+    /// [`ImportMode::DryRun`] it is always rolled back (the summary says what would happen,
+    /// except that `imported` and `created_users` are 0).
     pub fn import_totp(
         &self,
         rows: &[TotpImport],
@@ -179,7 +183,8 @@ impl Store {
                 }),
             }
         }
-        if mode == ImportMode::AllOrNothing && !summary.rejected.is_empty() {
+        let refused = mode == ImportMode::AllOrNothing && !summary.rejected.is_empty();
+        if refused || mode == ImportMode::DryRun {
             // Dropping the transaction rolls it back.
             summary.imported = 0;
             summary.created_users = 0;
