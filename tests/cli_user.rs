@@ -428,6 +428,10 @@ fn csv_import_with_a_bad_line_imports_nothing_and_names_the_lines() {
         out.contains("Imported 2 TOTP secret(s); created 2 user(s); skipped 2 line(s)."),
         "{out}"
     );
+    let (result, _) = exec(&store, &["import", "/nonexistent/import.csv"], "");
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/import.csv"), "{err}");
+    assert_eq!(err.exit_code(), 66);
     let carol = store.totp_secret("carol").unwrap().unwrap();
     assert_eq!(
         (carol.digits(), carol.period(), carol.algorithm()),

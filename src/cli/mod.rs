@@ -115,6 +115,14 @@ pub enum CliError {
     /// The store key could not be made or written.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// The command does not apply in the user's current state.
     #[error("{0}")]
     Refused(String),
@@ -156,6 +164,7 @@ impl CliError {
             ) => 65, // EX_DATAERR
             Self::Store(_) => 70,                       // EX_SOFTWARE
             Self::Io(_) => 74,                          // EX_IOERR
+            Self::ReadFile { .. } => 66,                // EX_NOINPUT
             Self::Totp(_)
             | Self::Refused(_)
             | Self::Aborted

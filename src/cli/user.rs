@@ -301,7 +301,11 @@ fn import_csv(
     let text = if file.as_os_str() == "-" {
         io.read_all()?
     } else {
-        Zeroizing::new(std::fs::read_to_string(file)?)
+        let text = std::fs::read_to_string(file).map_err(|source| CliError::ReadFile {
+            path: file.to_owned(),
+            source,
+        })?;
+        Zeroizing::new(text)
     };
     let (rows, mut rejected) = parse_csv(&text)?;
     // With lines already refused and no --skip-invalid, nothing may be written, but a dry

@@ -155,6 +155,16 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("key_id", &self.inner.key_id)
+            .field("strip_realm", &self.inner.strip_realm)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     path: PathBuf,
     pool: Pool,
@@ -344,24 +354,34 @@ fn user_id(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::factor::totp::{self, Algorithm, TotpSecret};
+pub(crate) mod test_support {
+    //! Helpers shared by the store's unit tests.
+    use super::{Store, StoreKey};
+    use crate::factor::totp::{Algorithm, TotpSecret};
     use zeroize::Zeroizing;
 
-    fn key(byte: u8) -> StoreKey {
+    /// A key filled with `byte`.
+    pub(crate) fn key(byte: u8) -> StoreKey {
         StoreKey::from_bytes([byte; 32])
     }
 
-    fn temp_store() -> (tempfile::TempDir, Store) {
+    /// A new store `users.db` in a fresh temporary directory, under `key(1)`.
+    pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("users.db"), &key(1)).unwrap();
         (dir, store)
     }
 
-    fn secret(fill: u8) -> TotpSecret {
+    /// A 160-bit SHA1/6/30 secret filled with `fill`.
+    pub(crate) fn secret(fill: u8) -> TotpSecret {
         TotpSecret::new(Zeroizing::new(vec![fill; 20]), 6, 30, Algorithm::Sha1).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -369,8 +389,14 @@ mod tests {
 
     #[test]
     fn store_is_send_sync_and_clone() {
-        fn check<T: Send + Sync + Clone + 'static>() {}
+        fn check<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
         check::<Store>();
+        let (_dir, store) = temp_store();
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("users.db") && !shown.contains("sealer"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -432,370 +458,5 @@ mod tests {
             matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
             "{err}"
         );
-    }
-
-    #[test]
-    fn users_are_added_once_under_their_normalised_name() {
-        let (_dir, store) = temp_store();
-        let alice = store.add_user("  Alice ").unwrap();
-        assert_eq!(alice.name, "alice");
-        assert!(alice.enabled && alice.totp.is_none() && !alice.has_password);
-        assert_eq!(alice.failures, 0);
-        assert!(
-            matches!(store.add_user("ALICE"), Err(StoreError::AlreadyExists(n)) if n == "alice")
-        );
-        assert!(matches!(
-            store.add_user("a\nb"),
-            Err(StoreError::InvalidName(_))
-        ));
-        store.add_user("Ærlig").unwrap();
-        store.add_user("bob").unwrap();
-        let names: Vec<String> = store
-            .list_users()
-            .unwrap()
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
-        assert_eq!(names, ["alice", "bob", "ærlig"]);
-        assert_eq!(store.user("ÆRLIG").unwrap().unwrap().name, "ærlig");
-        assert!(store.user("carol").unwrap().is_none());
-    }
-
-    #[test]
-    fn realm_stripping_is_a_store_option() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            strip_realm: true,
-            ..StoreOptions::default()
-        };
-        let store = Store::open_with(&dir.path().join("u.db"), &key(1), &options).unwrap();
-        store.add_user(r"KOMMUNE\Alice").unwrap();
-        assert_eq!(
-            store.user("alice@kommune.no").unwrap().unwrap().name,
-            "alice"
-        );
-        assert!(matches!(
-            store.add_user("alice@other"),
-            Err(StoreError::AlreadyExists(_))
-        ));
-    }
-
-    #[test]
-    fn enable_disable_remove_and_reset() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        store.set_totp("alice", &secret(1), true).unwrap();
-        store.set_enabled("alice", false).unwrap();
-        assert!(!store.user("alice").unwrap().unwrap().enabled);
-        store.set_enabled("Alice", true).unwrap();
-        assert!(store.user("alice").unwrap().unwrap().enabled);
-        assert!(matches!(
-            store.set_enabled("nobody", true),
-            Err(StoreError::NotFound(_))
-        ));
-
-        store.record_failure("alice").unwrap();
-        store.reset_methods("alice").unwrap();
-        let alice = store.user("alice").unwrap().unwrap();
-        assert!(alice.totp.is_none());
-        assert_eq!(alice.failures, 0);
-        assert!(store.totp_secret("alice").unwrap().is_none());
-
-        store.set_totp("alice", &secret(1), true).unwrap();
-        store.remove_user("alice").unwrap();
-        assert!(store.user("alice").unwrap().is_none());
-        assert!(matches!(
-            store.remove_user("alice"),
-            Err(StoreError::NotFound(_))
-        ));
-        // The cascade removed the TOTP row too.
-        let conn = store.inner.pool.get().unwrap();
-        let rows: i64 = conn
-            .query_row("SELECT count(*) FROM totp", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 0);
-    }
-
-    #[test]
-    fn pending_totp_is_not_usable_until_activated() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        let s = secret(7);
-        store.set_totp("alice", &s, false).unwrap();
-        let info = store.user("alice").unwrap().unwrap().totp.unwrap();
-        assert!(!info.active);
-        assert_eq!(
-            (info.digits, info.period, info.algorithm),
-            (6, 30, Algorithm::Sha1)
-        );
-        assert!(
-            store.totp_secret("alice").unwrap().is_none(),
-            "pending secrets are not for logins"
-        );
-        assert!(
-            !store.accept_totp_step("alice", 100).unwrap(),
-            "no replay slot for a pending secret"
-        );
-
-        // Activation checks it is still the secret the code was verified against.
-        assert!(matches!(
-            store.activate_totp("alice", &secret(8), 100),
-            Err(StoreError::TotpChanged(_))
-        ));
-        assert!(store.activate_totp("alice", &s, 100).unwrap());
-        let info = store.user("alice").unwrap().unwrap().totp.unwrap();
-        assert!(info.active);
-        assert_eq!(info.last_step, Some(100));
-        assert_eq!(info.last_used_at(), Some(3000));
-        assert_eq!(
-            store.totp_secret("alice").unwrap().unwrap().bytes(),
-            s.bytes()
-        );
-
-        // The enrolment code's step is used up.
-        assert!(!store.accept_totp_step("alice", 100).unwrap());
-        assert!(store.accept_totp_step("alice", 101).unwrap());
-        assert!(matches!(
-            store.activate_totp("bob", &s, 1),
-            Err(StoreError::NotFound(_)) | Err(StoreError::NoTotp(_))
-        ));
-    }
-
-    #[test]
-    fn replay_guard_only_moves_forward() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        store.set_totp("alice", &secret(1), true).unwrap();
-        assert!(store.accept_totp_step("alice", 50).unwrap());
-        assert!(!store.accept_totp_step("alice", 50).unwrap(), "same step");
-        assert!(!store.accept_totp_step("alice", 49).unwrap(), "older step");
-        assert!(store.accept_totp_step("alice", 51).unwrap());
-        assert!(
-            !store.accept_totp_step("alice", u64::MAX).unwrap(),
-            "out of range is refused"
-        );
-        assert!(!store.accept_totp_step("nobody", 52).unwrap());
-        assert_eq!(
-            store
-                .user("alice")
-                .unwrap()
-                .unwrap()
-                .totp
-                .unwrap()
-                .last_step,
-            Some(51)
-        );
-    }
-
-    #[test]
-    fn replacing_a_secret_keeps_the_step_unless_the_period_changes() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        store.set_totp("alice", &secret(1), true).unwrap();
-        assert!(store.accept_totp_step("alice", 500).unwrap());
-        store.set_totp("alice", &secret(1), true).unwrap();
-        assert!(
-            !store.accept_totp_step("alice", 500).unwrap(),
-            "re-import must not re-open step 500"
-        );
-        let sixty = TotpSecret::new(Zeroizing::new(vec![1; 20]), 6, 60, Algorithm::Sha1).unwrap();
-        store.set_totp("alice", &sixty, true).unwrap();
-        assert_eq!(
-            store
-                .user("alice")
-                .unwrap()
-                .unwrap()
-                .totp
-                .unwrap()
-                .last_step,
-            None
-        );
-        assert!(store.accept_totp_step("alice", 250).unwrap());
-    }
-
-    #[test]
-    fn editing_stored_parameters_is_detected() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        store.set_totp("alice", &secret(1), true).unwrap();
-        for sql in [
-            "UPDATE totp SET digits = 8",
-            "UPDATE totp SET period = 60, digits = 6",
-            "UPDATE totp SET period = 30, algorithm = 'SHA256'",
-            "INSERT INTO store_keys SELECT 2, nonce, sealed, created_at FROM store_keys WHERE key_id = 1; \
-             UPDATE totp SET algorithm = 'SHA1', key_id = 2",
-        ] {
-            store.inner.pool.get().unwrap().execute_batch(sql).unwrap();
-            let err = store.totp_secret("alice").unwrap_err();
-            assert!(
-                matches!(&err, StoreError::Tampered { user } if user == "alice"),
-                "{sql}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn no_secret_appears_in_the_files() {
-        let (dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        let canary = TotpSecret::new(
-            Zeroizing::new(b"CANARY-totp-seed-0001".to_vec()),
-            6,
-            30,
-            Algorithm::Sha1,
-        )
-        .unwrap();
-        store.set_totp("alice", &canary, true).unwrap();
-        store
-            .set_password("alice", b"CANARY-password-0001")
-            .unwrap();
-        let mut bytes = Vec::new();
-        for suffix in ["", "-wal"] {
-            bytes.extend(std::fs::read(dir.path().join(format!("users.db{suffix}"))).unwrap());
-        }
-        assert!(
-            bytes.windows(9).any(|w| w == b"$argon2id"),
-            "the hash is there"
-        );
-        for needle in [&b"CANARY"[..], b"totp-seed", b"password-0001"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "{:?} found",
-                String::from_utf8_lossy(needle)
-            );
-        }
-    }
-
-    #[test]
-    fn failures_are_counted_and_cleared() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        assert_eq!(store.record_failure("alice").unwrap(), 1);
-        assert_eq!(store.record_failure("ALICE").unwrap(), 2);
-        let alice = store.user("alice").unwrap().unwrap();
-        assert_eq!(alice.failures, 2);
-        assert!(alice.last_failure_at.is_some());
-        store.clear_failures("alice").unwrap();
-        store.clear_failures("alice").unwrap(); // nothing to clear: still fine
-        let alice = store.user("alice").unwrap().unwrap();
-        assert_eq!((alice.failures, alice.last_failure_at), (0, None));
-        assert!(matches!(
-            store.record_failure("nobody"),
-            Err(StoreError::NotFound(_))
-        ));
-        assert!(matches!(
-            store.clear_failures("nobody"),
-            Err(StoreError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn passwords_verify_and_fail_closed() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        store.add_user("bob").unwrap();
-        assert!(
-            !store.verify_password("alice", b"").unwrap(),
-            "no password set"
-        );
-        store.set_password("Alice", b"correct horse").unwrap();
-        assert!(store.user("alice").unwrap().unwrap().has_password);
-        assert!(store.verify_password("alice", b"correct horse").unwrap());
-        assert!(!store.verify_password("alice", b"correct hors").unwrap());
-        assert!(!store.verify_password("nobody", b"correct horse").unwrap());
-        assert!(!store.verify_password("\n", b"correct horse").unwrap());
-        store.set_enabled("alice", false).unwrap();
-        assert!(
-            !store.verify_password("alice", b"correct horse").unwrap(),
-            "disabled"
-        );
-        assert!(matches!(
-            store.set_password("nobody", b"x"),
-            Err(StoreError::NotFound(_))
-        ));
-        let hash: String = store
-            .inner
-            .pool
-            .get()
-            .unwrap()
-            .query_row(
-                "SELECT password_hash FROM users WHERE name = 'alice'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-    }
-
-    fn import_row(line: usize, name: &str, fill: u8) -> crate::store::TotpImport {
-        crate::store::TotpImport {
-            line,
-            name: name.to_owned(),
-            secret: secret(fill),
-        }
-    }
-
-    #[test]
-    fn import_is_all_or_nothing_unless_told_otherwise() {
-        let (_dir, store) = temp_store();
-        store.add_user("carol").unwrap();
-        store.set_totp("carol", &secret(9), true).unwrap();
-        let rows = [
-            import_row(2, "alice", 1),
-            import_row(3, "bob\u{7}", 2),
-            import_row(4, "carol", 3),
-            import_row(5, "Dave", 4),
-            import_row(6, "dave", 5),
-        ];
-        let summary = store.import_totp(&rows, ImportMode::AllOrNothing).unwrap();
-        assert!(!summary.committed);
-        assert_eq!((summary.imported, summary.created_users), (0, 0));
-        let lines: Vec<usize> = summary.rejected.iter().map(|r| r.line).collect();
-        assert_eq!(lines, [3, 4, 6]);
-        assert!(store.user("alice").unwrap().is_none(), "rolled back");
-
-        let dry = store.import_totp(&rows, ImportMode::DryRun).unwrap();
-        assert_eq!(dry.rejected, summary.rejected);
-        assert!(!dry.committed);
-        assert!(
-            store.user("alice").unwrap().is_none(),
-            "a dry run writes nothing"
-        );
-
-        let summary = store.import_totp(&rows, ImportMode::SkipInvalid).unwrap();
-        assert!(summary.committed);
-        assert_eq!((summary.imported, summary.created_users), (2, 2));
-        assert_eq!(summary.rejected.len(), 3);
-        assert_eq!(
-            store.totp_secret("alice").unwrap().unwrap().bytes(),
-            secret(1).bytes()
-        );
-        assert_eq!(
-            store.totp_secret("dave").unwrap().unwrap().bytes(),
-            secret(4).bytes()
-        );
-        assert_eq!(
-            store.totp_secret("carol").unwrap().unwrap().bytes(),
-            secret(9).bytes(),
-            "not replaced"
-        );
-    }
-
-    #[test]
-    fn verify_then_accept_is_the_login_path() {
-        let (_dir, store) = temp_store();
-        store.add_user("alice").unwrap();
-        let s = totp::generate_secret().unwrap();
-        store.set_totp("alice", &s, true).unwrap();
-        let now = 1_800_000_000;
-        let code = totp::current_code(&s, now);
-        let stored = store.totp_secret("alice").unwrap().unwrap();
-        let step = totp::verify(&stored, &code, now, 1).unwrap();
-        assert!(store.accept_totp_step("alice", step).unwrap());
-        let again = totp::verify(&stored, &code, now + 5, 1).unwrap();
-        assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
     }
 }

@@ -89,3 +89,50 @@ fn verify(password: &[u8], phc: &str) -> Result<bool, StoreError> {
         Err(e) => Err(StoreError::Corrupt(format!("password hash: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::*;
+
+    #[test]
+    fn passwords_verify_and_fail_closed() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        store.add_user("bob").unwrap();
+        assert!(
+            !store.verify_password("alice", b"").unwrap(),
+            "no password set"
+        );
+        store.set_password("Alice", b"correct horse").unwrap();
+        assert!(store.user("alice").unwrap().unwrap().has_password);
+        assert!(store.verify_password("alice", b"correct horse").unwrap());
+        assert!(!store.verify_password("alice", b"correct hors").unwrap());
+        assert!(!store.verify_password("nobody", b"correct horse").unwrap());
+        assert!(!store.verify_password("\n", b"correct horse").unwrap());
+        store.set_enabled("alice", false).unwrap();
+        assert!(
+            !store.verify_password("alice", b"correct horse").unwrap(),
+            "disabled"
+        );
+        assert!(matches!(
+            store.set_password("nobody", b"x"),
+            Err(StoreError::NotFound(_))
+        ));
+        let hash: String = store
+            .inner
+            .pool
+            .get()
+            .unwrap()
+            .query_row(
+                "SELECT password_hash FROM users WHERE name = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+    }
+}

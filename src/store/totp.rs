@@ -338,3 +338,231 @@ fn same_secret(a: &TotpSecret, b: &TotpSecret) -> bool {
     let bytes_equal: bool = a.bytes().ct_eq(b.bytes()).into();
     bytes_equal && params_of(a) == params_of(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factor::totp;
+    use crate::store::StoreError;
+    use crate::store::test_support::*;
+    use zeroize::Zeroizing;
+
+    #[test]
+    fn pending_totp_is_not_usable_until_activated() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        let s = secret(7);
+        store.set_totp("alice", &s, false).unwrap();
+        let info = store.user("alice").unwrap().unwrap().totp.unwrap();
+        assert!(!info.active);
+        assert_eq!(
+            (info.digits, info.period, info.algorithm),
+            (6, 30, Algorithm::Sha1)
+        );
+        assert!(
+            store.totp_secret("alice").unwrap().is_none(),
+            "pending secrets are not for logins"
+        );
+        assert!(
+            !store.accept_totp_step("alice", 100).unwrap(),
+            "no replay slot for a pending secret"
+        );
+
+        // Activation checks it is still the secret the code was verified against.
+        assert!(matches!(
+            store.activate_totp("alice", &secret(8), 100),
+            Err(StoreError::TotpChanged(_))
+        ));
+        assert!(store.activate_totp("alice", &s, 100).unwrap());
+        let info = store.user("alice").unwrap().unwrap().totp.unwrap();
+        assert!(info.active);
+        assert_eq!(info.last_step, Some(100));
+        assert_eq!(info.last_used_at(), Some(3000));
+        assert_eq!(
+            store.totp_secret("alice").unwrap().unwrap().bytes(),
+            s.bytes()
+        );
+
+        // The enrolment code's step is used up.
+        assert!(!store.accept_totp_step("alice", 100).unwrap());
+        assert!(store.accept_totp_step("alice", 101).unwrap());
+        assert!(matches!(
+            store.activate_totp("bob", &s, 1),
+            Err(StoreError::NotFound(_)) | Err(StoreError::NoTotp(_))
+        ));
+    }
+
+    #[test]
+    fn replay_guard_only_moves_forward() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        store.set_totp("alice", &secret(1), true).unwrap();
+        assert!(store.accept_totp_step("alice", 50).unwrap());
+        assert!(!store.accept_totp_step("alice", 50).unwrap(), "same step");
+        assert!(!store.accept_totp_step("alice", 49).unwrap(), "older step");
+        assert!(store.accept_totp_step("alice", 51).unwrap());
+        assert!(
+            !store.accept_totp_step("alice", u64::MAX).unwrap(),
+            "out of range is refused"
+        );
+        assert!(!store.accept_totp_step("nobody", 52).unwrap());
+        assert_eq!(
+            store
+                .user("alice")
+                .unwrap()
+                .unwrap()
+                .totp
+                .unwrap()
+                .last_step,
+            Some(51)
+        );
+    }
+
+    #[test]
+    fn replacing_a_secret_keeps_the_step_unless_the_period_changes() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        store.set_totp("alice", &secret(1), true).unwrap();
+        assert!(store.accept_totp_step("alice", 500).unwrap());
+        store.set_totp("alice", &secret(1), true).unwrap();
+        assert!(
+            !store.accept_totp_step("alice", 500).unwrap(),
+            "re-import must not re-open step 500"
+        );
+        let sixty = TotpSecret::new(Zeroizing::new(vec![1; 20]), 6, 60, Algorithm::Sha1).unwrap();
+        store.set_totp("alice", &sixty, true).unwrap();
+        assert_eq!(
+            store
+                .user("alice")
+                .unwrap()
+                .unwrap()
+                .totp
+                .unwrap()
+                .last_step,
+            None
+        );
+        assert!(store.accept_totp_step("alice", 250).unwrap());
+    }
+
+    #[test]
+    fn editing_stored_parameters_is_detected() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        store.set_totp("alice", &secret(1), true).unwrap();
+        for sql in [
+            "UPDATE totp SET digits = 8",
+            "UPDATE totp SET period = 60, digits = 6",
+            "UPDATE totp SET period = 30, algorithm = 'SHA256'",
+            "INSERT INTO store_keys SELECT 2, nonce, sealed, created_at FROM store_keys WHERE key_id = 1; \
+             UPDATE totp SET algorithm = 'SHA1', key_id = 2",
+        ] {
+            store.inner.pool.get().unwrap().execute_batch(sql).unwrap();
+            let err = store.totp_secret("alice").unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Tampered { user } if user == "alice"),
+                "{sql}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_secret_appears_in_the_files() {
+        let (dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        let canary = TotpSecret::new(
+            Zeroizing::new(b"CANARY-totp-seed-0001".to_vec()),
+            6,
+            30,
+            Algorithm::Sha1,
+        )
+        .unwrap();
+        store.set_totp("alice", &canary, true).unwrap();
+        store
+            .set_password("alice", b"CANARY-password-0001")
+            .unwrap();
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal"] {
+            bytes.extend(std::fs::read(dir.path().join(format!("users.db{suffix}"))).unwrap());
+        }
+        assert!(
+            bytes.windows(9).any(|w| w == b"$argon2id"),
+            "the hash is there"
+        );
+        for needle in [&b"CANARY"[..], b"totp-seed", b"password-0001"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{:?} found",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    fn import_row(line: usize, name: &str, fill: u8) -> crate::store::TotpImport {
+        crate::store::TotpImport {
+            line,
+            name: name.to_owned(),
+            secret: secret(fill),
+        }
+    }
+
+    #[test]
+    fn import_is_all_or_nothing_unless_told_otherwise() {
+        let (_dir, store) = temp_store();
+        store.add_user("carol").unwrap();
+        store.set_totp("carol", &secret(9), true).unwrap();
+        let rows = [
+            import_row(2, "alice", 1),
+            import_row(3, "bob\u{7}", 2),
+            import_row(4, "carol", 3),
+            import_row(5, "Dave", 4),
+            import_row(6, "dave", 5),
+        ];
+        let summary = store.import_totp(&rows, ImportMode::AllOrNothing).unwrap();
+        assert!(!summary.committed);
+        assert_eq!((summary.imported, summary.created_users), (0, 0));
+        let lines: Vec<usize> = summary.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 4, 6]);
+        assert!(store.user("alice").unwrap().is_none(), "rolled back");
+
+        let dry = store.import_totp(&rows, ImportMode::DryRun).unwrap();
+        assert_eq!(dry.rejected, summary.rejected);
+        assert!(!dry.committed);
+        assert!(
+            store.user("alice").unwrap().is_none(),
+            "a dry run writes nothing"
+        );
+
+        let summary = store.import_totp(&rows, ImportMode::SkipInvalid).unwrap();
+        assert!(summary.committed);
+        assert_eq!((summary.imported, summary.created_users), (2, 2));
+        assert_eq!(summary.rejected.len(), 3);
+        assert_eq!(
+            store.totp_secret("alice").unwrap().unwrap().bytes(),
+            secret(1).bytes()
+        );
+        assert_eq!(
+            store.totp_secret("dave").unwrap().unwrap().bytes(),
+            secret(4).bytes()
+        );
+        assert_eq!(
+            store.totp_secret("carol").unwrap().unwrap().bytes(),
+            secret(9).bytes(),
+            "not replaced"
+        );
+    }
+
+    #[test]
+    fn verify_then_accept_is_the_login_path() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        let s = totp::generate_secret().unwrap();
+        store.set_totp("alice", &s, true).unwrap();
+        let now = 1_800_000_000;
+        let code = totp::current_code(&s, now);
+        let stored = store.totp_secret("alice").unwrap().unwrap();
+        let step = totp::verify(&stored, &code, now, 1).unwrap();
+        assert!(store.accept_totp_step("alice", step).unwrap());
+        let again = totp::verify(&stored, &code, now + 5, 1).unwrap();
+        assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
+    }
+}

@@ -283,3 +283,115 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::*;
+    use crate::store::{StoreError, StoreOptions};
+
+    #[test]
+    fn users_are_added_once_under_their_normalised_name() {
+        let (_dir, store) = temp_store();
+        let alice = store.add_user("  Alice ").unwrap();
+        assert_eq!(alice.name, "alice");
+        assert!(alice.enabled && alice.totp.is_none() && !alice.has_password);
+        assert_eq!(alice.failures, 0);
+        assert!(
+            matches!(store.add_user("ALICE"), Err(StoreError::AlreadyExists(n)) if n == "alice")
+        );
+        assert!(matches!(
+            store.add_user("a\nb"),
+            Err(StoreError::InvalidName(_))
+        ));
+        store.add_user("Ærlig").unwrap();
+        store.add_user("bob").unwrap();
+        let names: Vec<String> = store
+            .list_users()
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["alice", "bob", "ærlig"]);
+        assert_eq!(store.user("ÆRLIG").unwrap().unwrap().name, "ærlig");
+        assert!(store.user("carol").unwrap().is_none());
+    }
+
+    #[test]
+    fn realm_stripping_is_a_store_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            strip_realm: true,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&dir.path().join("u.db"), &key(1), &options).unwrap();
+        store.add_user(r"KOMMUNE\Alice").unwrap();
+        assert_eq!(
+            store.user("alice@kommune.no").unwrap().unwrap().name,
+            "alice"
+        );
+        assert!(matches!(
+            store.add_user("alice@other"),
+            Err(StoreError::AlreadyExists(_))
+        ));
+    }
+
+    #[test]
+    fn enable_disable_remove_and_reset() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        store.set_totp("alice", &secret(1), true).unwrap();
+        store.set_enabled("alice", false).unwrap();
+        assert!(!store.user("alice").unwrap().unwrap().enabled);
+        store.set_enabled("Alice", true).unwrap();
+        assert!(store.user("alice").unwrap().unwrap().enabled);
+        assert!(matches!(
+            store.set_enabled("nobody", true),
+            Err(StoreError::NotFound(_))
+        ));
+
+        store.record_failure("alice").unwrap();
+        store.reset_methods("alice").unwrap();
+        let alice = store.user("alice").unwrap().unwrap();
+        assert!(alice.totp.is_none());
+        assert_eq!(alice.failures, 0);
+        assert!(store.totp_secret("alice").unwrap().is_none());
+
+        store.set_totp("alice", &secret(1), true).unwrap();
+        store.remove_user("alice").unwrap();
+        assert!(store.user("alice").unwrap().is_none());
+        assert!(matches!(
+            store.remove_user("alice"),
+            Err(StoreError::NotFound(_))
+        ));
+        // The cascade removed the TOTP row too.
+        let conn = store.inner.pool.get().unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM totp", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn failures_are_counted_and_cleared() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        assert_eq!(store.record_failure("alice").unwrap(), 1);
+        assert_eq!(store.record_failure("ALICE").unwrap(), 2);
+        let alice = store.user("alice").unwrap().unwrap();
+        assert_eq!(alice.failures, 2);
+        assert!(alice.last_failure_at.is_some());
+        store.clear_failures("alice").unwrap();
+        store.clear_failures("alice").unwrap(); // nothing to clear: still fine
+        let alice = store.user("alice").unwrap().unwrap();
+        assert_eq!((alice.failures, alice.last_failure_at), (0, None));
+        assert!(matches!(
+            store.record_failure("nobody"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.clear_failures("nobody"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
