@@ -22,17 +22,27 @@
 //! - [`config`]: TOML → typed [`config::Settings`], validated before any socket is bound.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
 //! - [`audit`]: escaping for log lines.
+//! - [`challenge`]: pending second-factor challenges (our State → the waiting login).
+//! - [`login`]: a challenge-aware RADIUS client (`portvakt login`, tests, tools).
+//! - [`username`]: user-name normalisation (case, realm stripping).
+//! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes.
+//! - [`store`]: the user store (SQLite), TOTP secrets sealed with XChaCha20-Poly1305.
+//! - [`cli`]: the `portvakt user …` administration commands.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod challenge;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod factor;
 pub mod login;
 pub mod pipeline;
 pub mod radius;
 pub mod relay;
 pub mod replay;
 pub mod secret;
+pub mod store;
 pub mod upstream;
+pub mod username;
