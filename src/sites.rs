@@ -546,3 +546,437 @@ fn group_names(value: &str) -> [Option<String>; 2] {
         .filter(|v| !v.is_empty() && *v != full);
     [Some(full), first]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(name: &str, networks: &[&str], policy: &str) -> RawSite {
+        RawSite {
+            name: name.into(),
+            networks: networks.iter().map(|n| n.to_string()).collect(),
+            policy: policy.into(),
+        }
+    }
+
+    fn table(raw: &[RawSite]) -> Sites {
+        Sites::from_raw(raw, "sites").unwrap()
+    }
+
+    fn class(sites: &Sites, ip: &str) -> Option<(String, String)> {
+        let m = sites.classify(ip.parse().unwrap())?;
+        Some((m.site.name.clone(), m.network.to_string()))
+    }
+
+    fn hit(name: &str, net: &str) -> Option<(String, String)> {
+        Some((name.into(), net.into()))
+    }
+
+    #[test]
+    fn prefixes_match_on_bit_boundaries() {
+        let sites = table(&[site("ti", &["10.0.0.0/8"], "trusted")]);
+        assert_eq!(class(&sites, "10.255.255.255"), hit("ti", "10.0.0.0/8"));
+        assert_eq!(class(&sites, "110.0.0.1"), None);
+        assert_eq!(class(&sites, "11.0.0.0"), None);
+        assert_eq!(class(&sites, "9.255.255.255"), None);
+    }
+
+    #[test]
+    fn longest_prefix_wins_whatever_the_order() {
+        let radhus = site("radhus", &["10.10.0.0/16", "2001:db8:10::/48"], "trusted");
+        let lege = site("legekontor", &["10.10.20.0/24"], "mfa");
+        for sites in [
+            table(&[radhus.clone(), lege.clone()]),
+            table(&[lege, radhus]),
+        ] {
+            assert_eq!(
+                class(&sites, "10.10.20.5"),
+                hit("legekontor", "10.10.20.0/24")
+            );
+            assert_eq!(class(&sites, "10.10.21.5"), hit("radhus", "10.10.0.0/16"));
+            assert_eq!(class(&sites, "10.11.20.5"), None);
+            assert_eq!(
+                class(&sites, "2001:db8:10:ffff::1"),
+                hit("radhus", "2001:db8:10::/48")
+            );
+            assert_eq!(class(&sites, "2001:db8:11::1"), None);
+            // IPv4-mapped IPv6 matches the IPv4 range.
+            assert_eq!(
+                class(&sites, "::ffff:10.10.20.5"),
+                hit("legekontor", "10.10.20.0/24")
+            );
+            // An IPv6 address whose first 32 bits spell 10.10.20.x is still IPv6.
+            assert_eq!(class(&sites, "a0a:1405::1"), None);
+        }
+    }
+
+    #[test]
+    fn a_bare_address_is_one_host() {
+        let sites = table(&[site("bastion", &["192.0.2.10", "2001:db8::10"], "trusted")]);
+        assert_eq!(class(&sites, "192.0.2.10"), hit("bastion", "192.0.2.10/32"));
+        assert_eq!(class(&sites, "192.0.2.11"), None);
+        assert_eq!(
+            class(&sites, "2001:db8::10"),
+            hit("bastion", "2001:db8::10/128")
+        );
+    }
+
+    /// A deterministic xorshift generator, so the large-table test is repeatable.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn ip(&mut self, v6: bool) -> IpAddr {
+            if v6 {
+                // Keep the first 16 bits in a small range so prefixes overlap often.
+                let bits = (u128::from(self.next()) << 64 | u128::from(self.next())) >> 4;
+                IpAddr::V6((bits | (0x2001u128 << 112)).into())
+            } else {
+                IpAddr::V4(((self.next() as u32 >> 4) | 0x0a00_0000).into())
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_table_agrees_with_a_linear_scan() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut raw = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < 1_000 {
+            let v6 = rng.next().is_multiple_of(3);
+            let len = if v6 {
+                16 + rng.next() % 113
+            } else {
+                4 + rng.next() % 29
+            } as u8;
+            let net = IpNet::new(rng.ip(v6), len).unwrap().trunc();
+            if seen.insert(net) {
+                let policy = ["trusted", "mfa", "deny"][seen.len() % 3];
+                raw.push(site(
+                    &format!("s{}", seen.len()),
+                    &[&net.to_string()],
+                    policy,
+                ));
+            }
+        }
+        let sites = table(&raw);
+        let nets: Vec<(IpNet, &str)> = raw
+            .iter()
+            .map(|s| (s.networks[0].parse().unwrap(), s.name.as_str()))
+            .collect();
+        let mut matched = 0;
+        for i in 0..20_000 {
+            // Half the probes start inside a listed range, to exercise nesting.
+            let ip = if i % 2 == 0 {
+                let (net, _) = nets[rng.next() as usize % nets.len()];
+                let host = rng.ip(net.addr().is_ipv6());
+                let bits = address_bits(net.addr())
+                    | (address_bits(host) & !masked(u128::MAX, net.prefix_len()));
+                if net.addr().is_ipv4() {
+                    IpAddr::V4(((bits >> 96) as u32).into())
+                } else {
+                    IpAddr::V6(bits.into())
+                }
+            } else {
+                rng.ip(i % 4 == 1)
+            };
+            let want = nets
+                .iter()
+                .filter(|(n, _)| n.contains(&ip))
+                .max_by_key(|(n, _)| n.prefix_len());
+            let got = sites
+                .classify(ip)
+                .map(|m| (m.network, m.site.name.as_str()));
+            assert_eq!(got, want.copied(), "{ip}");
+            matched += usize::from(got.is_some());
+        }
+        // The probe set really exercises matches, not only misses.
+        assert!(matched > 10_000, "{matched}");
+    }
+
+    fn issues(raw: &[RawSite]) -> Vec<String> {
+        Sites::from_raw(raw, "sites")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_with_their_key() {
+        let e = issues(&[site("a", &["10.0.0.0/8", "0.0.0.0/0", "::/0"], "trusted")]);
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].starts_with("sites[0].networks[1]: 0.0.0.0/0 covers every address"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("sites[0].networks[2]: ::/0 covers every address"),
+            "{e:?}"
+        );
+        let e = issues(&[site("a", &["10.10.20.5/16"], "trusted")]);
+        assert_eq!(
+            e,
+            ["sites[0].networks[0]: 10.10.20.5/16 has host bits set; did you mean 10.10.0.0/16?"]
+        );
+        let e = issues(&[site("a", &["::ffff:10.0.0.0/104"], "trusted")]);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("write it as 10.0.0.0/8"), "{e:?}");
+        for garbage in [
+            "10.0.0.0/33",
+            "radhus",
+            "10.0.0.0/",
+            "",
+            "10.0.0.0-10.0.0.255",
+        ] {
+            let e = issues(&[site("a", &[garbage], "trusted")]);
+            assert_eq!(e.len(), 1, "{garbage}");
+            assert!(e[0].starts_with("sites[0].networks[0]: "), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_and_bad_fields_are_refused() {
+        let e = issues(&[
+            site("radhus", &["10.10.0.0/16"], "trusted"),
+            site("Radhus", &["10.20.0.0/16", "10.20.0.0/16"], "trusted"),
+            site("lab", &["10.10.0.0/16"], "mfa"),
+            site(" ", &[], "open"),
+        ]);
+        assert_eq!(
+            e,
+            [
+                "sites[1].name: \"Radhus\" is already the name at sites[0].name",
+                "sites[1].networks[1]: 10.20.0.0/16 is already listed at sites[1].networks[0]",
+                "sites[2].networks[0]: 10.10.0.0/16 is already listed at sites[0].networks[0]",
+                "sites[3].name: must be a non-empty name without control characters",
+                "sites[3].policy: \"open\" is not one of \"trusted\", \"mfa\", \"deny\"",
+                "sites[3].networks: lists no address range",
+            ]
+        );
+    }
+
+    fn exception(
+        users: &[&str],
+        groups: &[&str],
+        action: &str,
+        reason: Option<&str>,
+    ) -> RawException {
+        RawException {
+            users: users.iter().map(|u| u.to_string()).collect(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            action: action.into(),
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn exceptions() -> Exceptions {
+        let raw = [
+            exception(
+                &["svc-backup", "KOMMUNE\\svc-scan"],
+                &["VPN-Service"],
+                "exempt",
+                Some("no phone"),
+            ),
+            exception(
+                &["Dr.Hansen", "Øystein"],
+                &["Legekontor", "CN=Sikker,OU=Grupper,DC=kommune,DC=no"],
+                "mfa",
+                None,
+            ),
+        ];
+        Exceptions::from_raw(&raw, "exceptions").unwrap()
+    }
+
+    fn user_action(e: &Exceptions, user: &str) -> Option<ExceptionAction> {
+        e.user(user).map(|x| x.action)
+    }
+
+    #[test]
+    fn user_exceptions_match_normalised_names() {
+        let e = exceptions();
+        let (mfa, exempt) = (Some(ExceptionAction::Mfa), Some(ExceptionAction::Exempt));
+        assert_eq!(user_action(&e, "svc-backup"), exempt);
+        assert_eq!(user_action(&e, "SVC-Backup"), exempt);
+        assert_eq!(user_action(&e, "kommune\\SVC-SCAN"), exempt);
+        // Exempt is exact: another realm may be another account.
+        assert_eq!(user_action(&e, "svc-backup@evil.example"), None);
+        assert_eq!(user_action(&e, "OTHER\\svc-backup"), None);
+        assert_eq!(user_action(&e, "svc-scan"), None);
+        assert_eq!(user_action(&e, "svc-backup "), None);
+        // Mfa also catches the other spellings of the same login.
+        assert_eq!(user_action(&e, "dr.hansen"), mfa);
+        assert_eq!(user_action(&e, "DR.HANSEN@kommune.no"), mfa);
+        assert_eq!(user_action(&e, "KOMMUNE\\Dr.Hansen"), mfa);
+        assert_eq!(user_action(&e, "ØYSTEIN"), mfa);
+        assert_eq!(user_action(&e, "alice"), None);
+        assert_eq!(
+            e.user("Svc-Backup").unwrap().reason.as_deref(),
+            Some("no phone")
+        );
+        assert_eq!(e.user("dr.hansen").unwrap().name, "Dr.Hansen");
+    }
+
+    fn group_action(e: &Exceptions, groups: &[&str]) -> Option<ExceptionAction> {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        e.group(&groups).map(|x| x.action)
+    }
+
+    #[test]
+    fn group_exceptions_understand_dn_values() {
+        let e = exceptions();
+        let (mfa, exempt) = (Some(ExceptionAction::Mfa), Some(ExceptionAction::Exempt));
+        assert_eq!(group_action(&e, &["legekontor"]), mfa);
+        assert_eq!(
+            group_action(&e, &["CN=Legekontor,OU=Grupper,DC=kommune,DC=no"]),
+            mfa
+        );
+        assert_eq!(group_action(&e, &["OU=Legekontor;"]), mfa);
+        assert_eq!(
+            group_action(&e, &["cn=sikker,ou=grupper,dc=kommune,dc=no"]),
+            mfa
+        );
+        // A full DN in the configuration matches only that DN.
+        assert_eq!(
+            group_action(&e, &["CN=Sikker,OU=Andre,DC=kommune,DC=no"]),
+            None
+        );
+        assert_eq!(group_action(&e, &["Sikker"]), None);
+        assert_eq!(group_action(&e, &["CN=Legekontor-IT,OU=Grupper"]), None);
+        assert_eq!(group_action(&e, &["vpn-service"]), exempt);
+        // In an exempt and an mfa group at once: mfa.
+        assert_eq!(
+            group_action(&e, &["VPN-Service", "CN=Legekontor,OU=Grupper"]),
+            mfa
+        );
+        assert_eq!(group_action(&e, &[]), None);
+        assert!(
+            e.has_group_action(ExceptionAction::Mfa) && e.has_group_action(ExceptionAction::Exempt)
+        );
+    }
+
+    #[test]
+    fn bad_exceptions_are_refused_with_their_key() {
+        let raw = [
+            exception(&["svc-backup"], &[], "exempt", None),
+            exception(&[], &[], "mfa", None),
+            exception(&["bob"], &[], "skip", None),
+            exception(&["alice", "ALICE", ""], &["Legekontor"], "mfa", None),
+            exception(&["Alice"], &["legekontor"], "exempt", Some("  ")),
+            exception(&["Alice"], &["legekontor"], "exempt", Some("test account")),
+        ];
+        let e: Vec<String> = Exceptions::from_raw(&raw, "exceptions")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            e,
+            [
+                "exceptions[0].reason: is required for exempt: say why no second factor is needed",
+                "exceptions[1]: names no users and no groups",
+                "exceptions[2].action: \"skip\" is not one of \"mfa\", \"exempt\"",
+                "exceptions[3].users[1]: \"ALICE\" is already listed at exceptions[3].users[0]",
+                "exceptions[3].users[2]: is empty",
+                "exceptions[4].reason: is required for exempt: say why no second factor is needed",
+                "exceptions[5].users[0]: \"Alice\" is already listed at exceptions[3].users[0]",
+                "exceptions[5].groups[0]: \"legekontor\" is already listed at exceptions[3].groups[0]",
+            ]
+        );
+    }
+
+    const EXAMPLE: &str = r#"
+groups_from = "Filter-Id"
+
+[[sites]]
+name = "radhus"
+networks = ["10.10.0.0/16", "2001:db8:10::/48"]
+policy = "trusted"
+
+[[sites]]
+name = "legekontor"
+networks = ["10.10.20.0/24"]
+policy = "mfa"
+
+[[exceptions]]
+users = ["svc-backup"]
+action = "exempt"
+reason = "Backup agent without a phone"
+
+[[exceptions]]
+groups = ["Legekontor"]
+action = "mfa"
+"#;
+
+    #[test]
+    fn a_sites_file_parses_through_config() {
+        let raw = RawSitesFile::from_toml(EXAMPLE).unwrap();
+        assert_eq!(raw.sites.len(), 2);
+        assert_eq!(
+            raw.exceptions[0].reason.as_deref(),
+            Some("Backup agent without a phone")
+        );
+        let config = SiteConfig::from_raw(&raw, "").unwrap();
+        assert_eq!(config.groups_from, GroupAttribute::FilterId);
+        assert_eq!(config.sites.len(), 2);
+        assert_eq!(
+            class(&config.sites, "10.10.20.1"),
+            hit("legekontor", "10.10.20.0/24")
+        );
+        assert_eq!(
+            config.exceptions.user("svc-backup").map(|e| e.action),
+            Some(ExceptionAction::Exempt)
+        );
+        let empty = SiteConfig::from_raw(&RawSitesFile::from_toml("").unwrap(), "").unwrap();
+        assert!(empty.sites.is_empty() && empty.exceptions.is_empty());
+        assert_eq!(empty.groups_from, GroupAttribute::Class);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        for (text, field) in [
+            ("trusted_networks = [\"10.0.0.0/8\"]", "trusted_networks"),
+            (
+                "[[sites]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\npolicy = \"mfa\"\nnetwork = \"x\"",
+                "network",
+            ),
+            ("[[exceptions]]\nuser = \"bob\"\naction = \"mfa\"", "user"),
+        ] {
+            let err = RawSitesFile::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_part_reports_at_once_with_the_prefix() {
+        let raw = RawSitesFile {
+            sites: vec![site("a", &["10.0.0.1/8"], "trusted")],
+            exceptions: vec![exception(&["x"], &[], "exempt", None)],
+            groups_from: Some("Reply-Message".into()),
+        };
+        let e: Vec<String> = SiteConfig::from_raw(&raw, "sites.toml: ")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(e.len(), 3);
+        assert!(
+            e[0].starts_with("sites.toml: sites[0].networks[0]: "),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("sites.toml: exceptions[0].reason: "),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with("sites.toml: groups_from: \"Reply-Message\" is not"),
+            "{e:?}"
+        );
+    }
+}
