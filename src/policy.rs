@@ -543,3 +543,704 @@ impl fmt::Display for Explanation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::Code;
+    use crate::sites::RawSitesFile;
+
+    const SITES: &str = r#"
+[[sites]]
+name = "radhus"
+networks = ["10.10.0.0/16", "2001:db8:10::/48"]
+policy = "trusted"
+
+[[sites]]
+name = "legekontor"
+networks = ["10.10.20.0/24"]
+policy = "mfa"
+
+[[sites]]
+name = "karantene"
+networks = ["10.10.99.0/24"]
+policy = "deny"
+
+[[exceptions]]
+users = ["svc-backup"]
+action = "exempt"
+reason = "backup agent without a phone"
+
+[[exceptions]]
+users = ["Dr.Hansen"]
+action = "mfa"
+
+[[exceptions]]
+groups = ["Legekontor"]
+action = "mfa"
+
+[[exceptions]]
+groups = ["VPN-Service"]
+action = "exempt"
+reason = "service logins"
+"#;
+
+    fn config() -> SiteConfig {
+        SiteConfig::from_raw(&RawSitesFile::from_toml(SITES).unwrap(), "").unwrap()
+    }
+
+    /// Where a case's login comes from, as the NAS would send it.
+    #[derive(Clone, Copy)]
+    enum Sent {
+        /// One Calling-Station-Id with these octets.
+        Csi(&'static [u8]),
+        /// Two Calling-Station-Ids.
+        Twice(&'static [u8], &'static [u8]),
+        /// No attribute at all.
+        Nothing,
+    }
+
+    struct Case {
+        name: &'static str,
+        from: Sent,
+        /// The client's origin sources.
+        sources: &'static [&'static str],
+        client_policy: Option<SitePolicy>,
+        user: &'static str,
+        /// `None`: before the directory.
+        groups: Option<&'static [&'static str]>,
+        action: Action,
+        rule: &'static str,
+    }
+
+    const CSI: &[&str] = &["Calling-Station-Id"];
+    const WIFI: &[&str] = &["packet-source"];
+
+    fn case(
+        name: &'static str,
+        from: Sent,
+        user: &'static str,
+        action: Action,
+        rule: &'static str,
+    ) -> Case {
+        Case {
+            name,
+            from,
+            sources: CSI,
+            client_policy: None,
+            user,
+            groups: None,
+            action,
+            rule,
+        }
+    }
+
+    /// The rule as a short word, so the table stays readable.
+    fn rule_word(rule: &Rule) -> &'static str {
+        match rule {
+            Rule::Site {
+                policy: SitePolicy::Trusted,
+            } => "site-trusted",
+            Rule::Site {
+                policy: SitePolicy::Mfa,
+            } => "site-mfa",
+            Rule::Site {
+                policy: SitePolicy::Deny,
+            } => "site-deny",
+            Rule::ClientOverride { .. } => "client",
+            Rule::UserException(_) => "user",
+            Rule::GroupException(_) => "group",
+            Rule::OffSite => "off-site",
+            Rule::UnknownOrigin => "unknown",
+        }
+    }
+
+    fn packet(from: Sent) -> Packet {
+        let mut p = Packet::new(Code::AccessRequest, 1, [0; 16]);
+        match from {
+            Sent::Csi(v) => p.push(attr::CALLING_STATION_ID, v),
+            Sent::Twice(a, b) => {
+                p.push(attr::CALLING_STATION_ID, a);
+                p.push(attr::CALLING_STATION_ID, b);
+            }
+            Sent::Nothing => {}
+        }
+        p
+    }
+
+    /// Runs one case through the daemon's path: find_origin, then decide. The NAS
+    /// itself sits at 10.10.5.1, inside radhus (matters only for packet-source).
+    fn run(config: &SiteConfig, c: &Case) -> Decision {
+        let sources: Vec<OriginSource> = c.sources.iter().map(|s| s.parse().unwrap()).collect();
+        let nas: IpAddr = "10.10.5.1".parse().unwrap();
+        let origin = find_origin(&sources, &packet(c.from), nas);
+        let input = PolicyInput {
+            client_policy: c.client_policy,
+            origin: &origin,
+            user: c.user,
+        };
+        match c.groups {
+            None => decide_before_directory(config, &input),
+            Some(groups) => {
+                let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+                decide_after_accept(config, &input, &groups)
+            }
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use Action::{PassThrough as Pass, Reject, SecondFactor as Mfa};
+        let config = config();
+        let cases = [
+            case(
+                "inside trusted",
+                Sent::Csi(b"10.10.1.7"),
+                "alice",
+                Pass,
+                "site-trusted",
+            ),
+            case(
+                "inside trusted, IPv6",
+                Sent::Csi(b"[2001:db8:10::7]:443"),
+                "alice",
+                Pass,
+                "site-trusted",
+            ),
+            case(
+                "inside trusted, mapped",
+                Sent::Csi(b"::ffff:10.10.1.7"),
+                "alice",
+                Pass,
+                "site-trusted",
+            ),
+            case(
+                "off-site",
+                Sent::Csi(b"203.0.113.7"),
+                "alice",
+                Mfa,
+                "off-site",
+            ),
+            case(
+                "off-site, IPv6",
+                Sent::Csi(b"2001:db8:99::7"),
+                "alice",
+                Mfa,
+                "off-site",
+            ),
+            case(
+                "legekontor inside radhus",
+                Sent::Csi(b"10.10.20.5"),
+                "alice",
+                Mfa,
+                "site-mfa",
+            ),
+            case(
+                "unknown: MAC",
+                Sent::Csi(b"90-E7-C4-32-D3-D6"),
+                "alice",
+                Mfa,
+                "unknown",
+            ),
+            case("unknown: empty", Sent::Csi(b""), "alice", Mfa, "unknown"),
+            case("unknown: missing", Sent::Nothing, "alice", Mfa, "unknown"),
+            case(
+                "unknown: garbage",
+                Sent::Csi(b"\x1b[2J10.10.1.7"),
+                "alice",
+                Mfa,
+                "unknown",
+            ),
+            case(
+                "unknown: hostname",
+                Sent::Csi(b"pc-1.kommune.no"),
+                "alice",
+                Mfa,
+                "unknown",
+            ),
+            case(
+                "unknown: repeated",
+                Sent::Twice(b"10.10.1.7", b"10.10.1.7"),
+                "alice",
+                Mfa,
+                "unknown",
+            ),
+            case(
+                "deny site",
+                Sent::Csi(b"10.10.99.3"),
+                "alice",
+                Reject,
+                "site-deny",
+            ),
+            case(
+                "user exempt off-site",
+                Sent::Csi(b"203.0.113.7"),
+                "svc-backup",
+                Pass,
+                "user",
+            ),
+            case(
+                "user exempt, unknown origin",
+                Sent::Nothing,
+                "svc-backup",
+                Pass,
+                "user",
+            ),
+            case(
+                "user exempt in deny site",
+                Sent::Csi(b"10.10.99.3"),
+                "svc-backup",
+                Reject,
+                "site-deny",
+            ),
+            case(
+                "user exempt is exact",
+                Sent::Csi(b"203.0.113.7"),
+                "svc-backup@evil",
+                Mfa,
+                "off-site",
+            ),
+            case(
+                "user mfa inside trusted",
+                Sent::Csi(b"10.10.1.7"),
+                "dr.hansen",
+                Mfa,
+                "user",
+            ),
+            case(
+                "user mfa, normalised",
+                Sent::Csi(b"10.10.1.7"),
+                "KOMMUNE\\DR.HANSEN",
+                Mfa,
+                "user",
+            ),
+            case(
+                "user exempt, normalised",
+                Sent::Csi(b"10.10.1.7"),
+                "SVC-Backup",
+                Pass,
+                "user",
+            ),
+            Case {
+                sources: WIFI,
+                ..case(
+                    "Wi-Fi controller, packet-source",
+                    Sent::Csi(b"90-E7-C4-32-D3-D6"),
+                    "alice",
+                    Pass,
+                    "site-trusted",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Trusted),
+                ..case(
+                    "client override trusted, MAC origin",
+                    Sent::Csi(b"90-E7-C4-32-D3-D6"),
+                    "alice",
+                    Pass,
+                    "client",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Trusted),
+                ..case(
+                    "client trusted, legekontor origin",
+                    Sent::Csi(b"10.10.20.5"),
+                    "alice",
+                    Pass,
+                    "client",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Mfa),
+                ..case(
+                    "client override mfa inside",
+                    Sent::Csi(b"10.10.1.7"),
+                    "alice",
+                    Mfa,
+                    "client",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Deny),
+                ..case(
+                    "client deny beats exempt",
+                    Sent::Csi(b"10.10.1.7"),
+                    "svc-backup",
+                    Reject,
+                    "client",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Trusted),
+                ..case(
+                    "client trusted, deny site",
+                    Sent::Csi(b"10.10.99.3"),
+                    "alice",
+                    Reject,
+                    "site-deny",
+                )
+            },
+            Case {
+                client_policy: Some(SitePolicy::Trusted),
+                ..case(
+                    "user mfa beats client trusted",
+                    Sent::Csi(b"10.10.1.7"),
+                    "dr.hansen",
+                    Mfa,
+                    "user",
+                )
+            },
+            Case {
+                groups: Some(&["CN=Legekontor,OU=Grupper,DC=kommune,DC=no"]),
+                ..case(
+                    "group mfa inside trusted",
+                    Sent::Csi(b"10.10.1.7"),
+                    "bob",
+                    Mfa,
+                    "group",
+                )
+            },
+            Case {
+                groups: Some(&["legekontor"]),
+                client_policy: Some(SitePolicy::Trusted),
+                ..case(
+                    "group mfa beats client trusted",
+                    Sent::Csi(b"10.10.1.7"),
+                    "bob",
+                    Mfa,
+                    "group",
+                )
+            },
+            Case {
+                groups: Some(&["vpn-service"]),
+                ..case(
+                    "group exempt off-site",
+                    Sent::Csi(b"203.0.113.7"),
+                    "bob",
+                    Pass,
+                    "group",
+                )
+            },
+            Case {
+                groups: Some(&["vpn-service"]),
+                ..case(
+                    "group exempt in deny site",
+                    Sent::Csi(b"10.10.99.3"),
+                    "bob",
+                    Reject,
+                    "site-deny",
+                )
+            },
+            Case {
+                groups: Some(&["vpn-service", "Legekontor"]),
+                ..case(
+                    "exempt and mfa groups: mfa",
+                    Sent::Csi(b"203.0.113.7"),
+                    "bob",
+                    Mfa,
+                    "group",
+                )
+            },
+            Case {
+                groups: Some(&["legekontor"]),
+                ..case(
+                    "user exempt beats group mfa",
+                    Sent::Csi(b"10.10.1.7"),
+                    "svc-backup",
+                    Pass,
+                    "user",
+                )
+            },
+            Case {
+                groups: Some(&["Økonomi"]),
+                ..case(
+                    "other groups change nothing",
+                    Sent::Csi(b"10.10.1.7"),
+                    "bob",
+                    Pass,
+                    "site-trusted",
+                )
+            },
+        ];
+        for c in &cases {
+            let d = run(&config, c);
+            assert_eq!(
+                (d.action, rule_word(&d.rule)),
+                (c.action, c.rule),
+                "{}: {d:?}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn groups_pending_says_when_the_accept_matters() {
+        let config = config();
+        let pending =
+            |from, user| run(&config, &case("", from, user, Action::Reject, "")).groups_pending;
+        // Inside trusted: an mfa group could still require a second factor.
+        assert!(pending(Sent::Csi(b"10.10.1.7"), "bob"));
+        // Off-site: an exempt group could still waive it.
+        assert!(pending(Sent::Csi(b"203.0.113.7"), "bob"));
+        // Reject and user exceptions are final.
+        assert!(!pending(Sent::Csi(b"10.10.99.3"), "bob"));
+        assert!(!pending(Sent::Csi(b"203.0.113.7"), "svc-backup"));
+        // Without group exceptions nothing is pending.
+        let mut no_groups = RawSitesFile::from_toml(SITES).unwrap();
+        no_groups.exceptions.retain(|e| e.groups.is_empty());
+        let config = SiteConfig::from_raw(&no_groups, "").unwrap();
+        assert!(
+            !run(
+                &config,
+                &case("", Sent::Csi(b"10.10.1.7"), "bob", Action::Reject, "")
+            )
+            .groups_pending
+        );
+        // After the Accept nothing is pending either.
+        let after = Case {
+            groups: Some(&[]),
+            ..case("", Sent::Csi(b"10.10.1.7"), "bob", Action::Reject, "")
+        };
+        assert!(!run(&config, &after).groups_pending);
+    }
+
+    #[test]
+    fn the_decision_names_the_site_whichever_rule_won() {
+        let config = config();
+        let d = run(
+            &config,
+            &case(
+                "",
+                Sent::Csi(b"10.10.20.5"),
+                "svc-backup",
+                Action::Reject,
+                "",
+            ),
+        );
+        assert_eq!(d.action, Action::PassThrough);
+        let site = d.site.unwrap();
+        assert_eq!(
+            (site.name.as_str(), site.network.to_string(), site.policy),
+            ("legekontor", "10.10.20.0/24".into(), SitePolicy::Mfa)
+        );
+    }
+
+    #[test]
+    fn a_decision_reads_as_one_log_line() {
+        let config = config();
+        let d = run(
+            &config,
+            &case("", Sent::Csi(b"10.10.20.5"), "alice", Action::Reject, ""),
+        );
+        assert_eq!(
+            d.to_string(),
+            "second factor: site legekontor (10.10.20.0/24) always needs a second factor"
+        );
+        let d = run(
+            &config,
+            &case("", Sent::Nothing, "svc-backup", Action::Reject, ""),
+        );
+        assert_eq!(
+            d.to_string(),
+            "pass through (no second factor): user exception \"svc-backup\": exempt \
+             (backup agent without a phone)"
+        );
+    }
+
+    #[test]
+    fn no_sites_means_everyone_is_off_site() {
+        let config = SiteConfig::default();
+        let d = run(
+            &config,
+            &case("", Sent::Csi(b"10.10.1.7"), "alice", Action::Reject, ""),
+        );
+        assert_eq!(
+            (d.action, d.rule, d.site),
+            (Action::SecondFactor, Rule::OffSite, None)
+        );
+    }
+
+    #[test]
+    fn groups_come_from_the_configured_attribute() {
+        let mut accept = Packet::new(Code::AccessAccept, 1, [0; 16]);
+        accept.push(
+            attr::CLASS,
+            &b"CN=Legekontor,OU=Grupper,DC=kommune,DC=no"[..],
+        );
+        accept.push(attr::CLASS, &b"  "[..]);
+        accept.push(attr::CLASS, &b"\xffabc "[..]);
+        accept.push(attr::FILTER_ID, &b"vpn-users"[..]);
+        accept.push(
+            attr::VENDOR_SPECIFIC,
+            attr::build_vsa(12356, 1, b"Fortinet-Gruppe").unwrap(),
+        );
+        assert_eq!(
+            groups_from(&accept, GroupAttribute::Class),
+            ["CN=Legekontor,OU=Grupper,DC=kommune,DC=no", "\u{fffd}abc"]
+        );
+        assert_eq!(
+            groups_from(&accept, GroupAttribute::FilterId),
+            ["vpn-users"]
+        );
+        let vendor = GroupAttribute::Vendor {
+            vendor: 12356,
+            vendor_type: 1,
+        };
+        assert_eq!(groups_from(&accept, vendor), ["Fortinet-Gruppe"]);
+        assert!(
+            groups_from(
+                &accept,
+                GroupAttribute::Vendor {
+                    vendor: 9,
+                    vendor_type: 1
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn words_parse_and_print() {
+        for (text, policy) in [
+            ("trusted", SitePolicy::Trusted),
+            ("MFA", SitePolicy::Mfa),
+            (" deny ", SitePolicy::Deny),
+        ] {
+            assert_eq!(text.parse::<SitePolicy>(), Ok(policy));
+            assert_eq!(policy.to_string(), text.trim().to_lowercase());
+        }
+        assert!("allow".parse::<SitePolicy>().is_err());
+        assert_eq!(
+            "Exempt".parse::<ExceptionAction>(),
+            Ok(ExceptionAction::Exempt)
+        );
+        assert!("bypass".parse::<ExceptionAction>().is_err());
+        for text in ["Class", "Filter-Id", "vendor:311:25"] {
+            assert_eq!(text.parse::<GroupAttribute>().unwrap().to_string(), text);
+        }
+        for bad in [
+            "Reply-Message",
+            "vendor:311",
+            "vendor:0:1",
+            "vendor:311:300",
+            "",
+        ] {
+            assert!(bad.parse::<GroupAttribute>().is_err(), "{bad}");
+        }
+    }
+
+    fn explained(
+        config: &SiteConfig,
+        attrs: &[&str],
+        sources: &[OriginSource],
+        groups: Option<&[String]>,
+    ) -> String {
+        let mut packet = Packet::new(Code::AccessRequest, 0, [0; 16]);
+        for a in attrs {
+            crate::origin::push_attribute(&mut packet, a).unwrap();
+        }
+        let request = ExplainRequest {
+            client: "vpn1",
+            sources,
+            client_policy: None,
+            packet: &packet,
+            packet_source: "127.0.0.1".parse().unwrap(),
+            user: "alice",
+            groups,
+        };
+        explain(config, &request).to_string()
+    }
+
+    #[test]
+    fn explain_prints_every_step() {
+        let config = config();
+        let csi = [OriginSource::CallingStationId];
+        assert_eq!(
+            explained(&config, &["Calling-Station-Id=203.0.113.7"], &csi, None),
+            "client:   vpn1 (origin from Calling-Station-Id)\n\
+             user:     alice\n\
+             origin:   203.0.113.7 from Calling-Station-Id\n\
+             site:     none (off-site)\n\
+             groups:   not known before the directory's Accept\n\
+             rule:     off-site: the address is in no site\n\
+             decision: second factor\n\
+             note:     a group exception may change this once the directory's Accept names the groups"
+        );
+        let cisco: Vec<OriginSource> = vec!["Cisco-AVPair:ip:source-ip".parse().unwrap()];
+        let groups = ["CN=Legekontor,OU=Grupper".to_string()];
+        assert_eq!(
+            explained(
+                &config,
+                &["Cisco-AVPair:ip:source-ip=10.10.1.7"],
+                &cisco,
+                Some(&groups)
+            ),
+            "client:   vpn1 (origin from Cisco-AVPair:ip:source-ip)\n\
+             user:     alice\n\
+             origin:   10.10.1.7 from Cisco-AVPair:ip:source-ip\n\
+             site:     radhus (range 10.10.0.0/16, policy trusted)\n\
+             groups:   \"CN=Legekontor,OU=Grupper\"\n\
+             rule:     group exception \"Legekontor\": mfa\n\
+             decision: second factor"
+        );
+        let text = explained(
+            &config,
+            &["Calling-Station-Id=90:e7:c4:32:d3:d6"],
+            &csi,
+            Some(&[]),
+        );
+        assert!(text.contains("origin:   unknown (Calling-Station-Id \"90:e7:c4:32:d3:d6\" is not an IP address), treated as off-site\n"), "{text}");
+        assert!(text.contains("site:     none (origin unknown)\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "rule:     origin unknown: treated as off-site\ndecision: second factor"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn explain_and_the_daemon_agree() {
+        // Same inputs through `explain` and through the two calls the pipeline makes.
+        let config = config();
+        let sources = [
+            OriginSource::CallingStationId,
+            OriginSource::TunnelClientEndpoint,
+        ];
+        for value in [
+            "10.10.1.7",
+            "10.10.20.5",
+            "10.10.99.3",
+            "203.0.113.7",
+            "-",
+            "",
+        ] {
+            let mut packet = Packet::new(Code::AccessRequest, 0, [0; 16]);
+            packet.push(attr::CALLING_STATION_ID, value);
+            let src: IpAddr = "127.0.0.1".parse().unwrap();
+            let request = ExplainRequest {
+                client: "vpn1",
+                sources: &sources,
+                client_policy: None,
+                packet: &packet,
+                packet_source: src,
+                user: "bob",
+                groups: None,
+            };
+            let e = explain(&config, &request);
+            let origin = find_origin(&sources, &packet, src);
+            let input = PolicyInput {
+                client_policy: None,
+                origin: &origin,
+                user: "bob",
+            };
+            assert_eq!(e.origin, origin, "{value}");
+            assert_eq!(
+                e.decision,
+                decide_before_directory(&config, &input),
+                "{value}"
+            );
+        }
+    }
+}
