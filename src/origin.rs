@@ -951,4 +951,64 @@ mod tests {
             "unknown (Calling-Station-Id \"evil\\r\\nuser=root\" is not an IP address), treated as off-site"
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn usable(ip: IpAddr) -> bool {
+            !ip.to_canonical().is_unspecified()
+        }
+
+        proptest! {
+            #[test]
+            fn every_written_form_parses_back(ip in any::<IpAddr>(), port in any::<u16>()) {
+                prop_assume!(usable(ip));
+                let want = Some(ip.to_canonical());
+                prop_assert_eq!(parse_address(ip.to_string().as_bytes()), want);
+                prop_assert_eq!(parse_address(format!(" {ip}[{port}]\t").as_bytes()), want);
+                match ip {
+                    IpAddr::V4(_) => {
+                        prop_assert_eq!(parse_address(format!("{ip}:{port}").as_bytes()), want);
+                    }
+                    IpAddr::V6(_) => {
+                        prop_assert_eq!(parse_address(format!("[{ip}]:{port}").as_bytes()), want);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_mapped_address_is_its_ipv4(v4 in any::<Ipv4Addr>()) {
+                prop_assume!(!v4.is_unspecified());
+                let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+                prop_assert_eq!(parse_address(mapped.to_string().as_bytes()), Some(IpAddr::V4(v4)));
+            }
+
+            #[test]
+            fn a_mac_is_never_an_address(mac in any::<[u8; 6]>(), sep in prop::sample::select(vec!["-", ":", ""])) {
+                let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+                prop_assert_eq!(parse_address(hex.join(sep).as_bytes()), None);
+                prop_assert_eq!(parse_address(hex.join(sep).to_uppercase().as_bytes()), None);
+                let dotted = format!("{}{}.{}{}.{}{}", hex[0], hex[1], hex[2], hex[3], hex[4], hex[5]);
+                prop_assert_eq!(parse_address(dotted.as_bytes()), None);
+            }
+
+            #[test]
+            fn any_octets_are_safe(values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..4)) {
+                let mut p = Packet::new(crate::radius::Code::AccessRequest, 0, [0; 16]);
+                for v in &values {
+                    p.push(attr::CALLING_STATION_ID, v.clone());
+                    p.push(attr::TUNNEL_CLIENT_ENDPOINT, v.clone());
+                    p.push(attr::VENDOR_SPECIFIC, v.clone());
+                }
+                let sources = [OriginSource::CallingStationId, OriginSource::TunnelClientEndpoint];
+                let origin = find_origin(&sources, &p, IpAddr::V4(Ipv4Addr::LOCALHOST));
+                // Whatever the octets, the log form stays on one line.
+                prop_assert!(!origin.to_string().contains(['\n', '\r', '\x1b']));
+                if values.len() > 1 {
+                    prop_assert!(origin.ip().is_none(), "repeated attributes gave {origin}");
+                }
+            }
+        }
+    }
 }
