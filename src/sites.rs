@@ -87,9 +87,9 @@ pub struct RawSite {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawException {
-    /// User names as the NAS sends them in User-Name, matched case-insensitively. An `exempt`
-    /// entry matches only the exact name; an `mfa` entry also matches `DOMAIN\name` and
-    /// `name@realm`, so a differently written login cannot dodge it.
+    /// User names as the NAS sends them in User-Name. An `exempt` entry matches only the
+    /// exact name, ignoring ASCII case; an `mfa` entry ignores case and surrounding spaces
+    /// and also matches `DOMAIN\name` and `name@realm`, so another spelling cannot dodge it.
     #[serde(default)]
     pub users: Vec<String>,
     /// Group names as the directory's Accept carries them (see `groups_from`), matched
@@ -461,21 +461,28 @@ impl Exceptions {
         }
     }
 
-    /// The exception for a user, if any. `mfa` entries match the name ignoring case, and
-    /// also its bare form (without `DOMAIN\` or `@realm`); `exempt` entries match only the
-    /// full name ignoring case, since the directory may read `name@other-realm` as a
-    /// different account. When both could apply, `mfa` wins.
+    /// The exception for a user, if any. The match is deliberately lopsided, so that a
+    /// different spelling of a login can neither dodge `mfa` nor borrow `exempt`:
+    /// - `mfa` entries match ignoring case (Unicode) and surrounding whitespace, and also
+    ///   the bare name (without `DOMAIN\` or `@realm`);
+    /// - `exempt` entries match only the exact configured name, ignoring ASCII case alone:
+    ///   the directory may read `name@other-realm`, `name ` or a Unicode case variant as
+    ///   another account.
+    ///
+    /// When both could apply, `mfa` wins.
     pub fn user(&self, user: &str) -> Option<&ExceptionEntry> {
         let full = user.to_lowercase();
-        let mfa = [full.as_str(), bare_user(&full)]
+        let trimmed = full.trim();
+        let mfa = [trimmed, bare_user(trimmed)]
             .into_iter()
             .filter_map(|name| self.users.get(name))
             .find(|e| e.action == ExceptionAction::Mfa);
-        mfa.or_else(|| {
-            self.users
-                .get(&full)
-                .filter(|e| e.action == ExceptionAction::Exempt)
-        })
+        let exempt = || {
+            let entry = self.users.get(&full)?;
+            (entry.action == ExceptionAction::Exempt && entry.name.eq_ignore_ascii_case(user))
+                .then_some(entry)
+        };
+        mfa.or_else(exempt)
     }
 
     /// The exception for a user in `groups` (values from the directory's Accept), if any.
@@ -810,11 +817,15 @@ mod tests {
         assert_eq!(user_action(&e, "OTHER\\svc-backup"), None);
         assert_eq!(user_action(&e, "svc-scan"), None);
         assert_eq!(user_action(&e, "svc-backup "), None);
+        // U+212A KELVIN SIGN lowercases to 'k', but is not the configured name.
+        assert_eq!(user_action(&e, "svc-bac\u{212a}up"), None);
         // Mfa also catches the other spellings of the same login.
         assert_eq!(user_action(&e, "dr.hansen"), mfa);
         assert_eq!(user_action(&e, "DR.HANSEN@kommune.no"), mfa);
         assert_eq!(user_action(&e, "KOMMUNE\\Dr.Hansen"), mfa);
         assert_eq!(user_action(&e, "ØYSTEIN"), mfa);
+        assert_eq!(user_action(&e, " dr.hansen\t"), mfa);
+        assert_eq!(user_action(&e, "dr.hansen@kommune.no "), mfa);
         assert_eq!(user_action(&e, "alice"), None);
         assert_eq!(
             e.user("Svc-Backup").unwrap().reason.as_deref(),
