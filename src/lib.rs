@@ -28,6 +28,9 @@
 //! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes.
 //! - [`store`]: the user store (SQLite), TOTP secrets sealed with XChaCha20-Poly1305.
 //! - [`cli`]: the `portvakt user …` administration commands.
+//! - [`origin`]: where a login comes from — the user's real address, read from the request.
+//! - [`sites`]: named address ranges with a policy (longest prefix wins), the exception list.
+//! - [`policy`]: the pure decision — pass through, second factor, or reject — and `explain`.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -38,11 +41,14 @@ pub mod config;
 pub mod daemon;
 pub mod factor;
 pub mod login;
+pub mod origin;
 pub mod pipeline;
+pub mod policy;
 pub mod radius;
 pub mod relay;
 pub mod replay;
 pub mod secret;
+pub mod sites;
 pub mod store;
 pub mod upstream;
 pub mod username;
