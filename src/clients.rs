@@ -44,6 +44,9 @@ mod tests {
             secret: Secret::new("0123456789abcdef"),
             require_message_authenticator: true,
             limit_proxy_state: true,
+            policy: None,
+            origin: crate::origin::OriginSource::default_list(),
+            second_factor: crate::config::SecondFactorMode::Challenge,
         }
     }
 

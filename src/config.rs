@@ -13,7 +13,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::origin::{OriginSource, parse_sources};
+use crate::policy::SitePolicy;
 use crate::secret::Secret;
+use crate::sites::{ConfigIssue, RawException, RawSite, RawSitesFile, SiteConfig};
 
 /// The shortest shared secret accepted. Short secrets make the MD5-based hiding of
 /// User-Password and the authenticators guessable offline.
@@ -52,6 +55,129 @@ pub struct RawConfig {
     /// The directory: NPS or FreeRADIUS servers that check passwords.
     #[serde(default)]
     pub upstreams: Vec<RawUpstream>,
+    /// Where passwords are checked: the upstreams, or portvakt's own user store.
+    #[serde(default)]
+    pub directory: RawDirectory,
+    /// The user store: enrolled second factors, replay steps, local passwords.
+    pub store: Option<RawStore>,
+    /// The second-factor challenge: prompts, lifetimes, tries.
+    #[serde(default)]
+    pub mfa: RawMfa,
+    /// Where the sites and exceptions live, and where groups are read.
+    #[serde(default)]
+    pub policy: RawPolicy,
+    /// Named sites inside the municipal network (or in `policy.sites_file`).
+    #[serde(default)]
+    pub sites: Vec<RawSite>,
+    /// Users and groups that always or never need a second factor (or in `policy.sites_file`).
+    #[serde(default)]
+    pub exceptions: Vec<RawException>,
+}
+
+/// `[directory]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    /// `"radius"` (default): passwords go to the `[[upstreams]]`. `"local"`: portvakt checks
+    /// them against Argon2id hashes in its own store (`portvakt user passwd`), so it runs with
+    /// no NPS at all; only PAP logins work then.
+    pub mode: Option<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// The SQLite database (created 0600 if missing).
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// A file with the 32-byte store key as 64 hex characters, mode 0600 or stricter
+    /// (`portvakt store keygen FILE` writes one).
+    pub key_file: Option<PathBuf>,
+    /// The name of a systemd credential holding the key (`LoadCredentialEncrypted=NAME:…`),
+    /// read from `$CREDENTIALS_DIRECTORY/NAME`.
+    pub key_credential: Option<String>,
+    /// Strip `DOMAIN\` and `@realm` from user names before looking them up.
+    #[serde(default)]
+    pub strip_realm: bool,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("/var/lib/portvakt/portvakt.db")
+}
+
+/// `[mfa]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMfa {
+    /// Language of the prompts: `"nb"` (Norwegian bokmål, default) or `"en"`.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// The challenge prompt, replacing the built-in text of `language`.
+    pub prompt: Option<String>,
+    /// The prompt after a wrong code, replacing the built-in text.
+    pub retry_prompt: Option<String>,
+    /// How long a challenge waits for its code.
+    #[serde(default = "default_challenge_ttl", with = "humantime_serde")]
+    pub challenge_ttl: Duration,
+    /// Codes a user may try per challenge before the login is rejected.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// TOTP time steps accepted either side of now (RFC 6238 §5.2); 0..=3.
+    #[serde(default = "default_totp_skew")]
+    pub totp_skew: u8,
+    /// A user with no enrolled method logging in from off-site: `"reject"` (default) or `"allow"`.
+    #[serde(default = "default_unenrolled")]
+    pub unenrolled: String,
+    /// Challenges pending at most (memory bound under attack).
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+}
+
+impl Default for RawMfa {
+    fn default() -> Self {
+        Self {
+            language: default_language(),
+            prompt: None,
+            retry_prompt: None,
+            challenge_ttl: default_challenge_ttl(),
+            max_attempts: default_max_attempts(),
+            totp_skew: default_totp_skew(),
+            unenrolled: default_unenrolled(),
+            max_pending: default_max_pending(),
+        }
+    }
+}
+
+fn default_language() -> String {
+    "nb".into()
+}
+fn default_challenge_ttl() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_totp_skew() -> u8 {
+    1
+}
+fn default_unenrolled() -> String {
+    "reject".into()
+}
+fn default_max_pending() -> usize {
+    100_000
+}
+
+/// `[policy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// A separate TOML file with `[[sites]]`, `[[exceptions]]` and `groups_from`, so network
+    /// admins can own it; relative to this file's folder. Excludes inline sites and exceptions.
+    pub sites_file: Option<PathBuf>,
+    /// Where the directory's Accept names the user's groups: `"Class"` (default),
+    /// `"Filter-Id"` or `"vendor:<id>:<type>"`.
+    pub groups_from: Option<String>,
 }
 
 /// `[server]`.
@@ -134,6 +260,23 @@ pub struct RawClient {
     /// Overrides the site policy for every login through this NAS: `trusted`,
     /// `mfa` or `deny` (e.g. `trusted` for a NAS that only serves inside users).
     pub policy: Option<String>,
+    /// Where to read the user's real address, tried in order: `Calling-Station-Id`
+    /// (default), `Tunnel-Client-Endpoint`, `Cisco-AVPair:ip:source-ip`,
+    /// `PaloAlto-Client-Source-IP`, `Fortinet-Client-IP-Address`, `vendor:<id>:<type>`,
+    /// or `packet-source` (the NAS's own address; for a NAS that only serves inside users).
+    pub origin: Option<Vec<String>>,
+    /// How the second factor is asked: `"challenge"` (Access-Challenge with a prompt; the
+    /// default) or `"append"` (the user types the code after the password, for gateways that
+    /// cannot show a prompt; the code is checked before the directory is asked).
+    pub second_factor: Option<String>,
+    /// In append mode, what separates password and code (`"password,123456"`). Empty:
+    /// the code is the last digits (`"password123456"`).
+    #[serde(default = "default_separator")]
+    pub append_separator: String,
+}
+
+fn default_separator() -> String {
+    ",".into()
 }
 
 /// One `[[upstreams]]` entry.
@@ -223,6 +366,92 @@ pub struct Settings {
     pub clients: Vec<ClientSettings>,
     /// Upstream servers, sorted by priority.
     pub upstreams: Vec<UpstreamSettings>,
+    /// Where passwords are checked.
+    pub directory: DirectoryMode,
+    /// The user store, if configured.
+    pub store: Option<StoreSettings>,
+    /// The second-factor challenge.
+    pub mfa: MfaSettings,
+    /// Sites, exceptions, groups.
+    pub sites: SiteConfig,
+}
+
+/// Where passwords are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryMode {
+    /// The `[[upstreams]]`.
+    Radius,
+    /// portvakt's own store.
+    Local,
+}
+
+/// Where the store key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file.
+    File(PathBuf),
+    /// A systemd credential name.
+    Credential(String),
+}
+
+/// The user store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The database file.
+    pub path: PathBuf,
+    /// The key.
+    pub key: KeySource,
+    /// Strip realms from user names.
+    pub strip_realm: bool,
+}
+
+/// Prompt language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Norwegian bokmål.
+    Nb,
+    /// English.
+    En,
+}
+
+/// What to do with a user who has no enrolled method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unenrolled {
+    /// Reject the login.
+    Reject,
+    /// Let it through (e.g. during roll-out); logged every time.
+    Allow,
+}
+
+/// The second-factor challenge.
+#[derive(Debug, Clone)]
+pub struct MfaSettings {
+    /// The challenge prompt.
+    pub prompt: String,
+    /// The prompt after a wrong code.
+    pub retry_prompt: String,
+    /// Challenge lifetime.
+    pub challenge_ttl: Duration,
+    /// Tries per challenge.
+    pub max_attempts: u32,
+    /// TOTP skew in steps.
+    pub totp_skew: u8,
+    /// Unenrolled users.
+    pub unenrolled: Unenrolled,
+    /// Pending challenges at most.
+    pub max_pending: usize,
+}
+
+/// How a client's users give their second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondFactorMode {
+    /// Access-Challenge with a prompt.
+    Challenge,
+    /// Code appended to the password, after `separator` (empty: the last digits).
+    Append {
+        /// The separator.
+        separator: String,
+    },
 }
 
 /// A RADIUS client.
@@ -238,6 +467,12 @@ pub struct ClientSettings {
     pub require_message_authenticator: bool,
     /// Drop Access-Requests with Proxy-State and no Message-Authenticator.
     pub limit_proxy_state: bool,
+    /// Policy override for every login through this NAS.
+    pub policy: Option<SitePolicy>,
+    /// Where the user's address is read.
+    pub origin: Vec<OriginSource>,
+    /// How the second factor is asked.
+    pub second_factor: SecondFactorMode,
 }
 
 /// An upstream server.
@@ -322,7 +557,35 @@ impl Settings {
             ));
         }
         let clients = clients(raw.clients, base)?;
-        let upstreams = upstreams(raw.upstreams, base)?;
+        let directory = match raw.directory.mode.as_deref() {
+            None | Some("radius") => DirectoryMode::Radius,
+            Some("local") => DirectoryMode::Local,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "directory.mode",
+                    format!("`{other}`: expected \"radius\" or \"local\""),
+                ));
+            }
+        };
+        let upstreams = match directory {
+            DirectoryMode::Radius => upstreams(raw.upstreams, base)?,
+            DirectoryMode::Local if raw.upstreams.is_empty() => Vec::new(),
+            DirectoryMode::Local => {
+                return Err(ConfigError::new(
+                    "upstreams",
+                    "directory.mode = \"local\" uses no upstreams",
+                ));
+            }
+        };
+        let store = raw.store.map(|s| store_settings(s, base)).transpose()?;
+        if directory == DirectoryMode::Local && store.is_none() {
+            return Err(ConfigError::new(
+                "store",
+                "directory.mode = \"local\" needs a [store]",
+            ));
+        }
+        let mfa = mfa_settings(raw.mfa)?;
+        let sites = site_config(raw.policy, raw.sites, raw.exceptions, base)?;
         Ok(Self {
             source: source.to_path_buf(),
             auth_listen,
@@ -333,8 +596,140 @@ impl Settings {
             shutdown_grace: server.shutdown_grace,
             clients,
             upstreams,
+            directory,
+            store,
+            mfa,
+            sites,
         })
     }
+}
+
+fn first_issue(issues: Vec<ConfigIssue>) -> ConfigError {
+    issues
+        .into_iter()
+        .next()
+        .map(|i| ConfigError::new(i.key, i.message))
+        .unwrap_or_else(|| ConfigError::new("sites", "invalid"))
+}
+
+fn store_settings(raw: RawStore, base: &Path) -> Result<StoreSettings, ConfigError> {
+    let key = match (raw.key_file, raw.key_credential) {
+        (Some(f), None) => KeySource::File(base.join(f)),
+        (None, Some(c)) => KeySource::Credential(c),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "store.key_file",
+                "give key_file or key_credential, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "store.key_file",
+                "a key_file or key_credential is required",
+            ));
+        }
+    };
+    Ok(StoreSettings {
+        path: base.join(raw.path),
+        key,
+        strip_realm: raw.strip_realm,
+    })
+}
+
+fn mfa_settings(raw: RawMfa) -> Result<MfaSettings, ConfigError> {
+    let language = match raw.language.as_str() {
+        "nb" | "no" => Language::Nb,
+        "en" => Language::En,
+        other => {
+            return Err(ConfigError::new(
+                "mfa.language",
+                format!("`{other}`: expected \"nb\" or \"en\""),
+            ));
+        }
+    };
+    let (prompt, retry) = match language {
+        Language::Nb => (
+            "Skriv inn koden fra autentiseringsappen.",
+            "Feil kode. Prøv igjen.",
+        ),
+        Language::En => (
+            "Enter the code from your authenticator app.",
+            "Wrong code. Try again.",
+        ),
+    };
+    let unenrolled = match raw.unenrolled.as_str() {
+        "reject" => Unenrolled::Reject,
+        "allow" => Unenrolled::Allow,
+        other => {
+            return Err(ConfigError::new(
+                "mfa.unenrolled",
+                format!("`{other}`: expected \"reject\" or \"allow\""),
+            ));
+        }
+    };
+    if raw.max_attempts == 0 {
+        return Err(ConfigError::new("mfa.max_attempts", "must be at least 1"));
+    }
+    if raw.totp_skew > 3 {
+        return Err(ConfigError::new(
+            "mfa.totp_skew",
+            "at most 3 steps either side",
+        ));
+    }
+    if raw.challenge_ttl < Duration::from_secs(10) || raw.challenge_ttl > Duration::from_secs(600) {
+        return Err(ConfigError::new(
+            "mfa.challenge_ttl",
+            "must be between 10s and 10m",
+        ));
+    }
+    if raw.max_pending == 0 {
+        return Err(ConfigError::new("mfa.max_pending", "must be at least 1"));
+    }
+    Ok(MfaSettings {
+        prompt: raw.prompt.unwrap_or_else(|| prompt.to_owned()),
+        retry_prompt: raw.retry_prompt.unwrap_or_else(|| retry.to_owned()),
+        challenge_ttl: raw.challenge_ttl,
+        max_attempts: raw.max_attempts,
+        totp_skew: raw.totp_skew,
+        unenrolled,
+        max_pending: raw.max_pending,
+    })
+}
+
+fn site_config(
+    policy: RawPolicy,
+    sites: Vec<RawSite>,
+    exceptions: Vec<RawException>,
+    base: &Path,
+) -> Result<SiteConfig, ConfigError> {
+    let Some(file) = policy.sites_file else {
+        let raw = RawSitesFile {
+            sites,
+            exceptions,
+            groups_from: policy.groups_from,
+        };
+        return SiteConfig::from_raw(&raw, "").map_err(first_issue);
+    };
+    if !sites.is_empty() || !exceptions.is_empty() {
+        return Err(ConfigError::new(
+            "policy.sites_file",
+            "sites and exceptions go either inline or in sites_file, not both",
+        ));
+    }
+    let path = base.join(&file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError::new("policy.sites_file", format!("{}: {e}", path.display())))?;
+    let mut raw = RawSitesFile::from_toml(&text).map_err(|e| {
+        ConfigError::new(
+            format!("policy.sites_file({})", path.display()),
+            e.to_string(),
+        )
+    })?;
+    if raw.groups_from.is_none() {
+        raw.groups_from = policy.groups_from;
+    }
+    SiteConfig::from_raw(&raw, &format!("policy.sites_file({}) ", path.display()))
+        .map_err(first_issue)
 }
 
 fn listen_addrs(list: &[String], key: &str) -> Result<Vec<SocketAddr>, ConfigError> {
@@ -375,12 +770,39 @@ fn clients(raw: Vec<RawClient>, base: &Path) -> Result<Vec<ClientSettings>, Conf
                 "with require_message_authenticator = false, limit_proxy_state must stay true (BlastRADIUS)",
             ));
         }
+        let policy = c
+            .policy
+            .as_deref()
+            .map(|p| {
+                p.parse::<SitePolicy>()
+                    .map_err(|e| ConfigError::new(format!("{key}.policy"), e.to_string()))
+            })
+            .transpose()?;
+        let origin = match &c.origin {
+            None => OriginSource::default_list(),
+            Some(list) => parse_sources(&format!("{key}.origin"), list).map_err(first_issue)?,
+        };
+        let second_factor = match c.second_factor.as_deref() {
+            None | Some("challenge") => SecondFactorMode::Challenge,
+            Some("append") => SecondFactorMode::Append {
+                separator: c.append_separator,
+            },
+            Some(other) => {
+                return Err(ConfigError::new(
+                    format!("{key}.second_factor"),
+                    format!("`{other}`: expected \"challenge\" or \"append\""),
+                ));
+            }
+        };
         out.push(ClientSettings {
             name: c.name,
             network,
             secret,
             require_message_authenticator: c.require_message_authenticator,
             limit_proxy_state: c.limit_proxy_state,
+            policy,
+            origin,
+            second_factor,
         });
     }
     Ok(out)

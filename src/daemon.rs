@@ -18,10 +18,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::challenge::Challenges;
 use crate::clients::Clients;
-use crate::config::Settings;
+use crate::config::{KeySource, Settings};
 use crate::pipeline::{self, Outcome};
 use crate::replay::Replay;
+use crate::store::{Store, StoreKey, StoreOptions};
 use crate::upstream::Upstreams;
 
 /// The kernel receive buffer we ask for: bursts of thousands of logins must not be
@@ -39,6 +41,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The user store could not be opened (missing or wrong key, unreadable file).
+    #[error("user store: {0}")]
+    Store(String),
 }
 
 /// Which listener a datagram arrived on.
@@ -97,6 +102,10 @@ pub struct Context {
     pub upstreams: Upstreams,
     /// The duplicate cache.
     pub replay: Replay,
+    /// Pending second-factor challenges.
+    pub challenges: Challenges,
+    /// The user store, if configured.
+    pub store: Option<Store>,
     /// Counters.
     pub stats: Stats,
     /// When each unknown source was last logged, so a flood logs once a minute per
@@ -105,16 +114,24 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds the context from settings.
-    pub fn new(settings: Settings) -> Self {
+    /// Builds the context from settings and an opened store.
+    pub fn new(settings: Settings, store: Option<Store>) -> Self {
         Self {
             clients: Clients::new(settings.clients.clone()),
             upstreams: Upstreams::new(settings.upstreams.clone()),
             replay: Replay::new(settings.duplicate_window),
+            challenges: Challenges::new(settings.mfa.challenge_ttl, settings.mfa.max_pending),
+            store,
             stats: Stats::default(),
             unknown_logged: Mutex::new(HashMap::new()),
             settings,
         }
+    }
+
+    /// A User-Name as the store and the policy see it (see [`crate::username::normalize`]).
+    pub fn normalize_user(&self, raw: &[u8]) -> Option<String> {
+        let strip = self.settings.store.as_ref().is_some_and(|s| s.strip_realm);
+        crate::username::normalize(raw, strip)
     }
 
     fn log_unknown(&self, ip: IpAddr) {
@@ -143,8 +160,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Binds every listener. Nothing is received until [`Daemon::run`].
+    /// Opens the store and binds every listener. Nothing is received until [`Daemon::run`].
+    /// A missing or wrong store key stops here: there is no plaintext fallback.
     pub fn bind(settings: Settings) -> Result<Self, Error> {
+        let store = open_store(&settings)?;
+        if store.is_none() {
+            tracing::warn!("no [store] configured: logins that need a second factor are rejected");
+        }
         let mut sockets = Vec::new();
         for (listener, addrs) in [
             (Listener::Auth, &settings.auth_listen),
@@ -159,7 +181,7 @@ impl Daemon {
             }
         }
         Ok(Self {
-            ctx: Arc::new(Context::new(settings)),
+            ctx: Arc::new(Context::new(settings, store)),
             sockets,
         })
     }
@@ -211,6 +233,25 @@ impl Daemon {
             );
         }
     }
+}
+
+/// Opens the user store named in the settings, if any.
+pub fn open_store(settings: &Settings) -> Result<Option<Store>, Error> {
+    let Some(s) = &settings.store else {
+        return Ok(None);
+    };
+    let key = match &s.key {
+        KeySource::File(path) => StoreKey::from_file(path),
+        KeySource::Credential(name) => StoreKey::from_credential(name),
+    }
+    .map_err(|e| Error::Store(e.to_string()))?;
+    let options = StoreOptions {
+        strip_realm: s.strip_realm,
+        ..StoreOptions::default()
+    };
+    Store::open_with(&s.path, &key, &options)
+        .map(Some)
+        .map_err(|e| Error::Store(e.to_string()))
 }
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -277,6 +318,8 @@ async fn respond(
                 client = %audit.client,
                 user = audit.user.as_deref().unwrap_or("-"),
                 result = audit.result,
+                reason = audit.reason,
+                decision = audit.decision.as_deref().unwrap_or("-"),
                 upstream = audit.upstream.as_deref().unwrap_or("-"),
                 duration_ms = format_args!("{ms:.2}"),
                 "request finished"
@@ -310,7 +353,10 @@ async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => ctx.replay.purge(),
+            _ = tick.tick() => {
+                ctx.replay.purge();
+                ctx.challenges.purge();
+            }
         }
     }
 }

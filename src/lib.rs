@@ -23,6 +23,7 @@
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
 //! - [`audit`]: escaping for log lines.
 //! - [`challenge`]: pending second-factor challenges (our State → the waiting login).
+//! - [`mfa`]: checking second-factor codes against the store (off the async threads).
 //! - [`login`]: a challenge-aware RADIUS client (`portvakt login`, tests, tools).
 //! - [`username`]: user-name normalisation (case, realm stripping).
 //! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes.
@@ -41,6 +42,7 @@ pub mod config;
 pub mod daemon;
 pub mod factor;
 pub mod login;
+pub mod mfa;
 pub mod origin;
 pub mod pipeline;
 pub mod policy;

@@ -13,6 +13,8 @@ use crate::relay;
 use crate::replay::Seen;
 use crate::upstream::{Port, Reply};
 
+mod access;
+
 /// What becomes of a datagram.
 #[derive(Debug)]
 pub enum Outcome {
@@ -45,6 +47,8 @@ pub enum Drop {
     BadUpstreamReply,
     /// A reply that could not be encoded (too long).
     Unencodable,
+    /// The user store failed while checking a local password; the NAS will retry.
+    StoreFailed,
 }
 
 impl Drop {
@@ -60,6 +64,7 @@ impl Drop {
             Self::Upstream(f) => f.as_str(),
             Self::BadUpstreamReply => "bad_upstream_reply",
             Self::Unencodable => "unencodable",
+            Self::StoreFailed => "store_failed",
         }
     }
 }
@@ -73,6 +78,10 @@ pub struct Audit {
     pub user: Option<String>,
     /// The reply code sent.
     pub result: &'static str,
+    /// Why (e.g. `pass_through`, `otp_ok`, `otp_bad`, `policy_deny`).
+    pub reason: &'static str,
+    /// Where the login came from and the site and rule that decided, for logs.
+    pub decision: Option<String>,
     /// The upstream that answered, if any.
     pub upstream: Option<String>,
 }
@@ -106,15 +115,15 @@ pub async fn handle(
     };
     let result = match (listener, request.code) {
         (_, Code::StatusServer) => Ok(status_reply(listener, &request)),
-        (Listener::Auth, Code::AccessRequest) => access(ctx, client, &request).await,
+        (Listener::Auth, Code::AccessRequest) => access::handle(ctx, client, src, &request).await,
         (Listener::Acct, Code::AccountingRequest) => accounting(ctx, client, &request).await,
         _ => Err(Drop::Malformed),
     };
-    let (reply, upstream) = match result {
-        Ok(r) => r,
+    let answer = match result {
+        Ok(answer) => answer,
         Err(drop) => return Outcome::Drop(drop),
     };
-    let Ok(bytes) = relay::encode(&reply, &request, client.secret.expose()) else {
+    let Ok(bytes) = relay::encode(&answer.reply, &request, client.secret.expose()) else {
         return Outcome::Drop(Drop::Unencodable);
     };
     let bytes: Arc<[u8]> = bytes.into();
@@ -122,8 +131,10 @@ pub async fn handle(
     let audit = Audit {
         client: client.name.clone(),
         user: request.user_name().map(crate::audit::escape),
-        result: reply.code.name(),
-        upstream,
+        result: answer.reply.code.name(),
+        reason: answer.reason,
+        decision: answer.decision,
+        upstream: answer.upstream,
     };
     Outcome::Reply(bytes, audit)
 }
@@ -149,31 +160,41 @@ fn blast_radius_checks(
     Ok(())
 }
 
-type Handled = Result<(Packet, Option<String>), Drop>;
+/// A reply to send, with what the audit line says about it.
+#[derive(Debug)]
+pub struct Answer {
+    /// The reply (signed by the caller).
+    pub reply: Packet,
+    /// The reason code.
+    pub reason: &'static str,
+    /// Origin, site and rule, when a policy decided.
+    pub decision: Option<String>,
+    /// The upstream that answered.
+    pub upstream: Option<String>,
+}
+
+impl Answer {
+    /// A reply made by portvakt itself.
+    pub fn local(reply: Packet, reason: &'static str) -> Self {
+        Self {
+            reply,
+            reason,
+            decision: None,
+            upstream: None,
+        }
+    }
+}
+
+/// A step's result: an answer, or a drop.
+pub type Handled = Result<Answer, Drop>;
 
 /// Status-Server is answered here, never forwarded (RFC 5997 §4).
-fn status_reply(listener: Listener, request: &Packet) -> (Packet, Option<String>) {
+fn status_reply(listener: Listener, request: &Packet) -> Answer {
     let code = match listener {
         Listener::Auth => Code::AccessAccept,
         Listener::Acct => Code::AccountingResponse,
     };
-    (relay::reply(request, code, Vec::new()), None)
-}
-
-/// An Access-Request: to the directory and back.
-async fn access(ctx: &Context, client: &ClientSettings, request: &Packet) -> Handled {
-    let nas = Keying {
-        secret: client.secret.expose(),
-        authenticator: &request.authenticator,
-    };
-    let password = relay::password(request, nas).map_err(|_| Drop::Malformed)?;
-    let outgoing = relay::outgoing(request, password);
-    let reply = ctx
-        .upstreams
-        .send(&outgoing, Port::Auth, request.state())
-        .await
-        .map_err(Drop::Upstream)?;
-    relay_reply(&reply, request, nas)
+    Answer::local(relay::reply(request, code, Vec::new()), "status_server")
 }
 
 /// An Accounting-Request: forwarded, and answered only once the upstream has answered
@@ -189,10 +210,16 @@ async fn accounting(ctx: &Context, client: &ClientSettings, request: &Packet) ->
         secret: client.secret.expose(),
         authenticator: &request.authenticator,
     };
-    relay_reply(&reply, request, nas)
+    relay_reply(&reply, request, nas, "accounting")
 }
 
-fn relay_reply(reply: &Reply, request: &Packet, nas: Keying<'_>) -> Handled {
+/// The directory's reply, carried to the NAS.
+pub fn relay_reply(
+    reply: &Reply,
+    request: &Packet,
+    nas: Keying<'_>,
+    reason: &'static str,
+) -> Handled {
     let expected = match request.code {
         Code::AccountingRequest => matches!(reply.packet.code, Code::AccountingResponse),
         _ => matches!(
@@ -205,5 +232,10 @@ fn relay_reply(reply: &Reply, request: &Packet, nas: Keying<'_>) -> Handled {
     }
     let attributes = relay::reply_attributes(reply, nas).map_err(|_| Drop::BadUpstreamReply)?;
     let packet = relay::reply(request, reply.packet.code, attributes);
-    Ok((packet, Some(reply.server.settings.name.clone())))
+    Ok(Answer {
+        reply: packet,
+        reason,
+        decision: None,
+        upstream: Some(reply.server.settings.name.clone()),
+    })
 }

@@ -1,0 +1,182 @@
+//! The second factor on the RADIUS side: checking a code against the user store.
+//!
+//! The store is SQLite and blocking, so every call goes through `spawn_blocking`: a
+//! slow disk delays one login, never the receive loop. A code is accepted only if its
+//! time step is newer than the user's last accepted step, and that step is on disk
+//! before the Accept is sent (RFC 6238 §5.2: one code, one login — also across restarts).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use zeroize::Zeroizing;
+
+use crate::factor::totp;
+use crate::store::Store;
+
+/// What a code check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Right, and now used.
+    Accepted,
+    /// Not a valid code for now.
+    Wrong,
+    /// A valid code whose step was already used: a replay.
+    Replayed,
+    /// The user has no active method (or is unknown).
+    NotEnrolled,
+    /// The user is disabled.
+    Disabled,
+    /// The store failed (locked, corrupt, key mismatch): fail closed.
+    StoreFailed,
+}
+
+impl CodeCheck {
+    /// The reason code for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "otp_ok",
+            Self::Wrong => "otp_bad",
+            Self::Replayed => "otp_replay",
+            Self::NotEnrolled => "unenrolled",
+            Self::Disabled => "user_disabled",
+            Self::StoreFailed => "store_failed",
+        }
+    }
+}
+
+/// Whether the user is enrolled (has an active method) and enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrolment {
+    /// Ready for a challenge.
+    Enrolled,
+    /// No active method, or not in the store.
+    NotEnrolled,
+    /// Disabled by the helpdesk.
+    Disabled,
+    /// The store failed.
+    StoreFailed,
+}
+
+/// Looks up whether `user` can be challenged.
+pub async fn enrolment(store: &Store, user: &str) -> Enrolment {
+    let (store, user) = (store.clone(), user.to_owned());
+    let found = tokio::task::spawn_blocking(move || {
+        let u = store.user(&user)?;
+        Ok::<_, crate::store::StoreError>(u.map(|u| (u.enabled, u.totp.is_some_and(|t| t.active))))
+    })
+    .await;
+    match found {
+        Ok(Ok(Some((false, _)))) => Enrolment::Disabled,
+        Ok(Ok(Some((true, true)))) => Enrolment::Enrolled,
+        Ok(Ok(_)) => Enrolment::NotEnrolled,
+        Ok(Err(e)) => {
+            tracing::error!("user store: {e}");
+            Enrolment::StoreFailed
+        }
+        Err(_) => Enrolment::StoreFailed,
+    }
+}
+
+/// Checks `code` for `user` and, if right, records its step before returning.
+pub async fn check_code(store: &Store, user: &str, code: Zeroizing<String>, skew: u8) -> CodeCheck {
+    let (store, user) = (store.clone(), user.to_owned());
+    let result =
+        tokio::task::spawn_blocking(move || check_code_blocking(&store, &user, &code, skew)).await;
+    result.unwrap_or(CodeCheck::StoreFailed)
+}
+
+fn check_code_blocking(store: &Store, user: &str, code: &str, skew: u8) -> CodeCheck {
+    let secret = match store
+        .user(user)
+        .and_then(|u| Ok((u, store.totp_secret(user)?)))
+    {
+        Ok((Some(u), _)) if !u.enabled => return CodeCheck::Disabled,
+        Ok((Some(_), Some(secret))) => secret,
+        Ok(_) => return CodeCheck::NotEnrolled,
+        Err(e) => {
+            tracing::error!("user store: {e}");
+            return CodeCheck::StoreFailed;
+        }
+    };
+    let Some(step) = totp::verify(&secret, code, now(), skew) else {
+        return CodeCheck::Wrong;
+    };
+    match store.accept_totp_step(user, step) {
+        Ok(true) => CodeCheck::Accepted,
+        Ok(false) => CodeCheck::Replayed,
+        Err(e) => {
+            tracing::error!("user store: {e}");
+            CodeCheck::StoreFailed
+        }
+    }
+}
+
+/// Checks a password against the built-in directory.
+pub async fn check_local_password(
+    store: &Store,
+    user: &str,
+    password: Zeroizing<Vec<u8>>,
+) -> Option<bool> {
+    let (store, user) = (store.clone(), user.to_owned());
+    match tokio::task::spawn_blocking(move || store.verify_password(&user, &password)).await {
+        Ok(Ok(ok)) => Some(ok),
+        Ok(Err(e)) => {
+            tracing::error!("user store: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Splits `password,123456` (or `password123456` with an empty separator) into the
+/// password and the code. The code is the digits after the last separator; with an
+/// empty separator, the last 6 to 8 digits (tried longest first by the caller is not
+/// needed: TOTP codes here have the user's configured length, 6 by default).
+pub fn split_appended(
+    typed: &[u8],
+    separator: &str,
+    digits: usize,
+) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<String>)> {
+    let (password, code) = if separator.is_empty() {
+        let at = typed.len().checked_sub(digits)?;
+        typed.split_at(at)
+    } else {
+        let sep = separator.as_bytes();
+        let at = typed.windows(sep.len()).rposition(|w| w == sep)?;
+        (&typed[..at], &typed[at + sep.len()..])
+    };
+    let code = std::str::from_utf8(code).ok()?;
+    if code.len() < 6 || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((
+        Zeroizing::new(password.to_vec()),
+        Zeroizing::new(code.to_owned()),
+    ))
+}
+
+/// The wall clock in Unix seconds, for TOTP (which is defined on it).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_appended;
+
+    #[test]
+    fn appended_codes() {
+        let (pw, code) = split_appended(b"hemmelig,123456", ",", 6).unwrap();
+        assert_eq!((&pw[..], code.as_str()), (&b"hemmelig"[..], "123456"));
+        let (pw, code) = split_appended(b"a,b,c,654321", ",", 6).unwrap();
+        assert_eq!((&pw[..], code.as_str()), (&b"a,b,c"[..], "654321"));
+        let (pw, code) = split_appended(b"hemmelig123456", "", 6).unwrap();
+        assert_eq!((&pw[..], code.as_str()), (&b"hemmelig"[..], "123456"));
+        assert!(split_appended(b"hemmelig", ",", 6).is_none());
+        assert!(split_appended(b"hemmelig,12a456", ",", 6).is_none());
+        assert!(split_appended(b"hemmelig,12345", ",", 6).is_none());
+        assert!(split_appended(b"12345", "", 6).is_none());
+    }
+}

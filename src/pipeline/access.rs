@@ -1,0 +1,354 @@
+//! An Access-Request's way: our challenge, or policy → directory → second factor.
+//!
+//! 1. A State of ours: the user answers a challenge → [`answer_challenge`].
+//! 2. Who and from where: normalise the user, find the origin, decide by policy.
+//!    `Reject` (a deny site) never reaches the directory.
+//! 3. Append mode with a second factor due: check the code *first*; a wrong code never
+//!    reaches the directory, so a sprayed password cannot lock anyone out of AD.
+//! 4. Ask the directory. Relay its Reject or Challenge (EAP). On Accept, decide again
+//!    with the groups it names; pass through, or hold the Accept and send our challenge.
+
+use std::net::SocketAddr;
+
+use zeroize::Zeroizing;
+
+use super::{Answer, Drop, Handled, relay_reply};
+use crate::challenge::{Binding, Granted, Taken};
+use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode, Unenrolled};
+use crate::daemon::Context;
+use crate::mfa::{self, CodeCheck, Enrolment};
+use crate::origin::find_origin;
+use crate::policy::{
+    Action, Decision, PolicyInput, decide_after_accept, decide_before_directory, groups_from,
+};
+use crate::radius::{Code, Keying, Packet, attr};
+use crate::relay;
+use crate::upstream::{Port, Reply};
+
+/// Handles an Access-Request from `client`.
+pub(super) async fn handle(
+    ctx: &Context,
+    client: &ClientSettings,
+    src: SocketAddr,
+    request: &Packet,
+) -> Handled {
+    let nas = Keying {
+        secret: client.secret.expose(),
+        authenticator: &request.authenticator,
+    };
+    let typed = relay::password(request, nas).map_err(|_| Drop::Malformed)?;
+    let user = request.user_name().and_then(|u| ctx.normalize_user(u));
+    let binding = user.as_ref().map(|user| Binding {
+        user: user.clone(),
+        client: client.name.clone(),
+        nas: src.ip(),
+        station: request.attr(attr::CALLING_STATION_ID).map(<[u8]>::to_vec),
+    });
+
+    if let Some(state) = request.state() {
+        match binding
+            .as_ref()
+            .map_or(Taken::Refused, |b| ctx.challenges.take(state, b))
+        {
+            Taken::Found(pending) => {
+                return answer_challenge(ctx, request, nas, typed, *pending).await;
+            }
+            Taken::Refused => return Ok(reject(request, "state_invalid")),
+            Taken::NotOurs => return forward(ctx, request, nas, typed, "upstream_round").await,
+        }
+    }
+
+    let origin = find_origin(&client.origin, request, src.ip());
+    let user_text = user.clone().unwrap_or_default();
+    let input = PolicyInput {
+        client_policy: client.policy,
+        origin: &origin,
+        user: &user_text,
+    };
+    let before = decide_before_directory(&ctx.settings.sites, &input);
+    let described = format!("origin {origin}; {before}");
+    let explained = |mut a: Answer| {
+        a.decision = Some(described.clone());
+        a
+    };
+    if before.action == Action::Reject {
+        return Ok(explained(reject(request, "policy_deny")));
+    }
+    if before.action == Action::PassThrough && !before.groups_pending {
+        return forward(ctx, request, nas, typed, "pass_through")
+            .await
+            .map(explained);
+    }
+    let (Some(user), Some(binding)) = (user, binding) else {
+        // No usable User-Name, yet a second factor is due: nothing to check it against.
+        return Ok(explained(reject(request, "bad_user_name")));
+    };
+
+    if let SecondFactorMode::Append { separator } = &client.second_factor
+        && before.action == Action::SecondFactor
+    {
+        return appended(ctx, request, nas, typed, &user, separator)
+            .await
+            .map(explained);
+    }
+
+    let answer = ask_directory(ctx, request, nas, typed, &user).await?;
+    let Directory::Accepted(granted) = answer else {
+        return answer.relay(request, nas).map(explained);
+    };
+    let after = match (&granted, before.groups_pending) {
+        (Granted::Upstream(reply), true) => decide_after_accept(
+            &ctx.settings.sites,
+            &input,
+            &groups_from(&reply.packet, ctx.settings.sites.groups_from),
+        ),
+        _ => before,
+    };
+    let explained = |mut a: Answer| {
+        a.decision = Some(format!("origin {origin}; {after}"));
+        a
+    };
+    match after.action {
+        Action::Reject => Ok(explained(reject(request, "policy_deny"))),
+        Action::PassThrough => release(request, nas, granted, "pass_through").map(explained),
+        Action::SecondFactor => challenge(ctx, client, request, nas, granted, binding, &after)
+            .await
+            .map(explained),
+    }
+}
+
+/// The directory's answer to a password.
+enum Directory {
+    /// Yes: kept until the second factor is given.
+    Accepted(Granted),
+    /// A reply to relay as it is (Reject, or an upstream Challenge such as EAP).
+    Relay(Reply),
+    /// The built-in directory said no.
+    LocalReject,
+}
+
+impl Directory {
+    fn relay(self, request: &Packet, nas: Keying<'_>) -> Handled {
+        match self {
+            Self::Relay(reply) => {
+                let reason = if reply.packet.code == Code::AccessReject {
+                    "directory_reject"
+                } else {
+                    "upstream_round"
+                };
+                relay_reply(&reply, request, nas, reason)
+            }
+            Self::LocalReject => Ok(reject(request, "directory_reject")),
+            Self::Accepted(_) => Err(Drop::BadUpstreamReply),
+        }
+    }
+}
+
+async fn ask_directory(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    password: Option<Zeroizing<Vec<u8>>>,
+    user: &str,
+) -> Result<Directory, Drop> {
+    match ctx.settings.directory {
+        DirectoryMode::Radius => {
+            let out = relay::outgoing(request, password);
+            let reply = ctx
+                .upstreams
+                .send(&out, Port::Auth, request.state())
+                .await
+                .map_err(Drop::Upstream)?;
+            // Check the reply can be carried before deciding anything on it.
+            relay::reply_attributes(&reply, nas).map_err(|_| Drop::BadUpstreamReply)?;
+            Ok(match reply.packet.code {
+                Code::AccessAccept => Directory::Accepted(Granted::Upstream(reply)),
+                _ => Directory::Relay(reply),
+            })
+        }
+        DirectoryMode::Local => {
+            let (Some(store), Some(password)) = (ctx.store.as_ref(), password) else {
+                return Ok(Directory::LocalReject);
+            };
+            match mfa::check_local_password(store, user, password).await {
+                Some(true) => Ok(Directory::Accepted(Granted::Local)),
+                Some(false) => Ok(Directory::LocalReject),
+                None => Err(Drop::StoreFailed),
+            }
+        }
+    }
+}
+
+/// Forwards without a second factor (or for an upstream's own rounds) and relays the reply.
+async fn forward(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    password: Option<Zeroizing<Vec<u8>>>,
+    reason: &'static str,
+) -> Handled {
+    let user = request
+        .user_name()
+        .and_then(|u| ctx.normalize_user(u))
+        .unwrap_or_default();
+    match ask_directory(ctx, request, nas, password, &user).await? {
+        Directory::Accepted(granted) => release(request, nas, granted, reason),
+        other => other.relay(request, nas),
+    }
+}
+
+/// Append mode: the code is checked before the directory sees the password.
+async fn appended(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    typed: Option<Zeroizing<Vec<u8>>>,
+    user: &str,
+    separator: &str,
+) -> Handled {
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    let Some((password, code)) = typed
+        .as_deref()
+        .and_then(|t| mfa::split_appended(t, separator, 6))
+    else {
+        return Ok(reject(request, "otp_missing"));
+    };
+    let check = mfa::check_code(store, user, code, ctx.settings.mfa.totp_skew).await;
+    if check != CodeCheck::Accepted {
+        return Ok(reject(request, check.as_str()));
+    }
+    match ask_directory(ctx, request, nas, Some(password), user).await? {
+        Directory::Accepted(granted) => release(request, nas, granted, "otp_ok"),
+        other => other.relay(request, nas),
+    }
+}
+
+/// Holds the directory's Accept and asks for the code.
+async fn challenge(
+    ctx: &Context,
+    client: &ClientSettings,
+    request: &Packet,
+    nas: Keying<'_>,
+    granted: Granted,
+    binding: Binding,
+    decision: &Decision,
+) -> Handled {
+    // EAP and MS-CHAP gateways cannot show a prompt: an Access-Challenge would break the
+    // EAP conversation. Fail closed until push approval (hold mode) covers them.
+    if request.has(attr::EAP_MESSAGE) || client.second_factor != SecondFactorMode::Challenge {
+        return Ok(reject(request, "second_factor_unsupported"));
+    }
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    match mfa::enrolment(store, &binding.user).await {
+        Enrolment::Enrolled => {}
+        Enrolment::NotEnrolled if ctx.settings.mfa.unenrolled == Unenrolled::Allow => {
+            tracing::warn!(user = %crate::audit::escape(binding.user.as_bytes()), rule = %decision.rule_text(),
+                "unenrolled user let through without a second factor (mfa.unenrolled = \"allow\")");
+            return release(request, nas, granted, "unenrolled_allowed");
+        }
+        Enrolment::NotEnrolled => return Ok(reject(request, "unenrolled")),
+        Enrolment::Disabled => return Ok(reject(request, "user_disabled")),
+        Enrolment::StoreFailed => return Ok(reject(request, "store_failed")),
+    }
+    issue_challenge(ctx, request, binding, granted, 0, &ctx.settings.mfa.prompt)
+}
+
+fn issue_challenge(
+    ctx: &Context,
+    request: &Packet,
+    binding: Binding,
+    granted: Granted,
+    attempts: u32,
+    prompt: &str,
+) -> Handled {
+    let Some(state) = ctx.challenges.insert(binding, granted, attempts) else {
+        return Ok(reject(request, "too_many_challenges"));
+    };
+    let mut attributes = Vec::with_capacity(3);
+    for chunk in prompt
+        .as_bytes()
+        .chunks(crate::radius::packet::MAX_VALUE_LEN)
+    {
+        attributes.push(crate::radius::Attribute {
+            typ: attr::REPLY_MESSAGE,
+            value: chunk.to_vec(),
+        });
+    }
+    attributes.push(crate::radius::Attribute {
+        typ: attr::STATE,
+        value: state.to_vec(),
+    });
+    let reason = if attempts == 0 {
+        "challenge"
+    } else {
+        "otp_bad"
+    };
+    Ok(Answer::local(
+        relay::reply(request, Code::AccessChallenge, attributes),
+        reason,
+    ))
+}
+
+/// The user answered our challenge: check the code, then release the held Accept.
+async fn answer_challenge(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    typed: Option<Zeroizing<Vec<u8>>>,
+    pending: crate::challenge::Pending,
+) -> Handled {
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    let code = typed
+        .map(|t| Zeroizing::new(String::from_utf8_lossy(&t).into_owned()))
+        .unwrap_or_default();
+    let check = mfa::check_code(
+        store,
+        &pending.binding.user,
+        code,
+        ctx.settings.mfa.totp_skew,
+    )
+    .await;
+    match check {
+        CodeCheck::Accepted => release(request, nas, pending.accept, "otp_ok"),
+        CodeCheck::Wrong if pending.attempts + 1 < ctx.settings.mfa.max_attempts => {
+            let prompt = ctx.settings.mfa.retry_prompt.clone();
+            issue_challenge(
+                ctx,
+                request,
+                pending.binding,
+                pending.accept,
+                pending.attempts + 1,
+                &prompt,
+            )
+        }
+        // A replayed code is refused outright: it was seen before, so someone may be
+        // reusing an observed code.
+        other => Ok(reject(request, other.as_str())),
+    }
+}
+
+/// Sends the held Accept, re-encrypted for the request being answered now (after a
+/// challenge, the second one: its authenticator keys the MPPE keys and Tunnel-Password).
+fn release(request: &Packet, nas: Keying<'_>, granted: Granted, reason: &'static str) -> Handled {
+    match granted {
+        Granted::Upstream(reply) => relay_reply(&reply, request, nas, reason),
+        Granted::Local => Ok(Answer::local(
+            relay::reply(request, Code::AccessAccept, Vec::new()),
+            reason,
+        )),
+    }
+}
+
+/// An Access-Reject with no reason on the wire (the reason goes to the log only).
+fn reject(request: &Packet, reason: &'static str) -> Answer {
+    Answer::local(
+        relay::reply(request, Code::AccessReject, Vec::new()),
+        reason,
+    )
+}
