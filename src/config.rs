@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::origin::{OriginSource, parse_sources};
 use crate::policy::SitePolicy;
+use crate::radius::dictionary::Dictionary;
 use crate::secret::Secret;
 use crate::sites::{ConfigIssue, RawException, RawSite, RawSitesFile, SiteConfig};
 
@@ -190,9 +192,9 @@ pub struct RawServer {
     /// Addresses for Accounting-Request (UDP). Empty: no accounting listener.
     #[serde(default = "default_acct_listen")]
     pub acct_listen: Vec<String>,
-    /// Folder holding the root `dictionary` file; relative to the config file's folder.
-    #[serde(default = "default_dictionaries")]
-    pub dictionaries: PathBuf,
+    /// Folder holding the root `dictionary` file (FreeRADIUS v3 format), relative to the
+    /// config file's folder. Unset: the dictionaries built into portvakt.
+    pub dictionaries: Option<PathBuf>,
     /// How long a finished request's reply is kept to answer retransmissions (RFC 5080 §2.2.2).
     #[serde(default = "default_duplicate_window", with = "humantime_serde")]
     pub duplicate_window: Duration,
@@ -209,7 +211,7 @@ impl Default for RawServer {
         Self {
             auth_listen: default_auth_listen(),
             acct_listen: default_acct_listen(),
-            dictionaries: default_dictionaries(),
+            dictionaries: None,
             duplicate_window: default_duplicate_window(),
             max_in_flight: default_max_in_flight(),
             shutdown_grace: default_shutdown_grace(),
@@ -222,9 +224,6 @@ fn default_auth_listen() -> Vec<String> {
 }
 fn default_acct_listen() -> Vec<String> {
     vec!["0.0.0.0:1813".into(), "[::]:1813".into()]
-}
-fn default_dictionaries() -> PathBuf {
-    PathBuf::from("dictionaries")
 }
 fn default_duplicate_window() -> Duration {
     Duration::from_secs(30)
@@ -354,8 +353,8 @@ pub struct Settings {
     pub auth_listen: Vec<SocketAddr>,
     /// Accounting listeners.
     pub acct_listen: Vec<SocketAddr>,
-    /// The root dictionary file.
-    pub dictionary: PathBuf,
+    /// Attribute names and types (for logs and tools, and which attributes are hidden).
+    pub dictionary: Arc<Dictionary>,
     /// Reply cache lifetime for retransmissions.
     pub duplicate_window: Duration,
     /// Requests in progress at most.
@@ -556,6 +555,11 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let dictionary = Arc::new(match &server.dictionaries {
+            None => Dictionary::builtin(),
+            Some(dir) => Dictionary::load(&base.join(dir).join("dictionary"))
+                .map_err(|e| ConfigError::new("server.dictionaries", e.to_string()))?,
+        });
         let clients = clients(raw.clients, base)?;
         let directory = match raw.directory.mode.as_deref() {
             None | Some("radius") => DirectoryMode::Radius,
@@ -590,7 +594,7 @@ impl Settings {
             source: source.to_path_buf(),
             auth_listen,
             acct_listen,
-            dictionary: base.join(&server.dictionaries).join("dictionary"),
+            dictionary,
             duplicate_window: server.duplicate_window,
             max_in_flight: server.max_in_flight,
             shutdown_grace: server.shutdown_grace,

@@ -139,3 +139,38 @@ pub fn reply_message(packet: &Packet) -> String {
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// Builds an attribute from `Name=value` text with the dictionary (`--attr` of
+/// `portvakt login`): standard and vendor attributes, values by their type.
+pub fn attribute_from_text(
+    dict: &crate::radius::dictionary::Dictionary,
+    text: &str,
+) -> Result<Attribute, String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected Name=value"))?;
+    let def = dict
+        .attr_by_name(name.trim())
+        .ok_or_else(|| format!("`{name}`: no such attribute in the dictionary"))?;
+    let bytes = dict
+        .parse_value(def, value.trim())
+        .map_err(|e| format!("`{name}`: {e}"))?;
+    if def.extended.is_some() {
+        return Err(format!(
+            "`{name}`: extended attributes cannot be given here"
+        ));
+    }
+    let number = u8::try_from(def.number).map_err(|_| format!("`{name}`: number out of range"))?;
+    if def.vendor == 0 {
+        return Ok(Attribute {
+            typ: number,
+            value: bytes,
+        });
+    }
+    let value = attr::build_vsa(def.vendor, number, &bytes)
+        .ok_or_else(|| format!("`{name}`: value too long"))?;
+    Ok(Attribute {
+        typ: attr::VENDOR_SPECIFIC,
+        value,
+    })
+}

@@ -1,14 +1,24 @@
 //! The `portvakt` command: the daemon and its tools.
 //!
-//! Exit codes: 0 success, 64 (`EX_USAGE`) for a bad configuration, 1 for anything
-//! else that stops the daemon.
+//! Exit codes: 0 success, 64 (`EX_USAGE`) for a bad configuration, 65 for bad data,
+//! 1 for anything else that stops the daemon or a tool.
 
-use std::path::PathBuf;
+mod demo;
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use portvakt::cli::{self, CliIo, StoreCommand, user::UserCommand};
 use portvakt::config::Settings;
-use portvakt::daemon::{Daemon, Listener};
+use portvakt::daemon::{self, Daemon, Listener};
+use portvakt::login::{self, RadiusClient};
+use portvakt::radius::dictionary::Dictionary;
+use portvakt::radius::{Code, Packet, attr, display};
+use portvakt::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
 /// The default configuration file.
@@ -49,6 +59,73 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Enrol and manage users in the store named by the configuration.
+    User {
+        /// The configuration file (for `[store]`).
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Store key management.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Show how a login would be decided: origin found, site and rule matched, decision —
+    /// through the same code the daemon uses.
+    Explain {
+        /// The configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The client (NAS) name from `[[clients]]`.
+        #[arg(long)]
+        nas: String,
+        /// The User-Name.
+        #[arg(long)]
+        user: String,
+        /// An attribute the gateway would send, e.g. `Calling-Station-Id=203.0.113.7`.
+        #[arg(long = "attr", value_name = "NAME=VALUE")]
+        attrs: Vec<String>,
+        /// Groups the directory's Accept would name (decides group exceptions).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// A challenge-aware radtest: send an Access-Request, print the reply, and answer
+    /// Access-Challenge prompts.
+    Login {
+        /// The RADIUS server, `ip:port`.
+        #[arg(long)]
+        server: SocketAddr,
+        /// The shared secret.
+        #[arg(long, env = "PORTVAKT_LOGIN_SECRET")]
+        secret: String,
+        /// The User-Name.
+        #[arg(long)]
+        user: String,
+        /// The password (asked without echo if not given).
+        #[arg(long)]
+        password: Option<String>,
+        /// Extra attributes, e.g. `Calling-Station-Id=203.0.113.7`.
+        #[arg(long = "attr", value_name = "NAME=VALUE")]
+        attrs: Vec<String>,
+        /// Answers to Access-Challenge prompts, in order (asked on the terminal otherwise).
+        #[arg(long = "response")]
+        responses: Vec<String>,
+        /// A dictionaries folder (default: the built-in dictionaries).
+        #[arg(long)]
+        dictionaries: Option<PathBuf>,
+        /// Seconds to wait for each reply.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+    /// Start a self-contained demo instance on 127.0.0.1 (temporary store, a demo user
+    /// with a password and a TOTP secret shown as a QR code) and print how to log in.
+    Demo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:1812")]
+        listen: SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,39 +137,84 @@ fn main() -> ExitCode {
                 println!("{}: configuration OK", config.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("Invalid configuration: {e}");
-                ExitCode::from(EX_USAGE)
-            }
+            Err(e) => usage_error(&e),
         },
-        Command::Serve { config } => serve(config),
+        Command::Serve { config } => match Settings::load(&config) {
+            Ok(settings) => serve(settings, None),
+            Err(e) => usage_error(&e),
+        },
+        Command::User { config, command } => user(&config, command),
+        Command::Store { command } => {
+            let (stdin, stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
+            finish_cli(cli::store_run(command, &mut CliIo::new(stdin, stdout)))
+        }
+        Command::Explain {
+            config,
+            nas,
+            user,
+            attrs,
+            groups,
+        } => report(explain(&config, &nas, &user, &attrs, &groups)),
+        Command::Login {
+            server,
+            secret,
+            user,
+            password,
+            attrs,
+            responses,
+            dictionaries,
+            timeout,
+        } => {
+            let args = LoginArgs {
+                server,
+                secret,
+                user,
+                password,
+                attrs,
+                responses,
+                dictionaries,
+                timeout,
+            };
+            report(runtime().and_then(|rt| rt.block_on(login(args))))
+        }
+        Command::Demo { listen } => report(demo::run(listen)),
     }
 }
 
-fn serve(config: PathBuf) -> ExitCode {
-    // Parsed once, before any socket is bound.
-    let settings = match Settings::load(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("Invalid configuration: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("Invalid configuration: {e}");
+    ExitCode::from(EX_USAGE)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("portvakt: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
+        .context("cannot start the runtime")
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. `ready` is called once the sockets are bound.
+fn serve(settings: Settings, ready: Option<Box<dyn FnOnce(&Daemon)>>) -> ExitCode {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            eprintln!("portvakt: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    rt.block_on(async move {
         let daemon = match Daemon::bind(settings) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("{e}");
+                eprintln!("portvakt: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -100,6 +222,9 @@ fn serve(config: PathBuf) -> ExitCode {
             for addr in daemon.local_addrs(listener) {
                 tracing::info!("listening for {kind} on {addr}");
             }
+        }
+        if let Some(ready) = ready {
+            ready(&daemon);
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
@@ -111,6 +236,150 @@ fn serve(config: PathBuf) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+fn user(config: &Path, command: UserCommand) -> ExitCode {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    let store = match daemon::open_store(&settings) {
+        Ok(Some(store)) => store,
+        Ok(None) => {
+            return usage_error(&format!(
+                "store: {} has no [store] section",
+                config.display()
+            ));
+        }
+        Err(e) => {
+            eprintln!("portvakt: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (stdin, stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
+    let mut io =
+        CliIo::new(stdin, stdout).with_secret_prompt(|p: &str| rpassword::prompt_password(p));
+    finish_cli(cli::user::run(&store, command, &mut io))
+}
+
+fn finish_cli(result: Result<(), cli::CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portvakt: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn explain(
+    config: &Path,
+    nas: &str,
+    user: &str,
+    attrs: &[String],
+    groups: &[String],
+) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => return Ok(usage_error(&e)),
+    };
+    let Some(client) = settings.clients.iter().find(|c| c.name == nas) else {
+        bail!("no client named `{nas}` in {}", config.display());
+    };
+    let mut packet = Packet::new(Code::AccessRequest, 0, [0; 16]);
+    packet.push(attr::USER_NAME, user.as_bytes());
+    for a in attrs {
+        portvakt::origin::push_attribute(&mut packet, a)?;
+    }
+    let strip = settings.store.as_ref().is_some_and(|s| s.strip_realm);
+    let normalized =
+        portvakt::username::normalize(user.as_bytes(), strip).unwrap_or_else(|| user.to_owned());
+    let request = portvakt::policy::ExplainRequest {
+        client: &client.name,
+        sources: &client.origin,
+        client_policy: client.policy,
+        packet: &packet,
+        packet_source: client.network.addr(),
+        user: &normalized,
+        groups: (!groups.is_empty()).then_some(groups),
+    };
+    print!("{}", portvakt::policy::explain(&settings.sites, &request));
+    Ok(ExitCode::SUCCESS)
+}
+
+struct LoginArgs {
+    server: SocketAddr,
+    secret: String,
+    user: String,
+    password: Option<String>,
+    attrs: Vec<String>,
+    responses: Vec<String>,
+    dictionaries: Option<PathBuf>,
+    timeout: u64,
+}
+
+/// The most challenge rounds `login` answers before giving up.
+const MAX_ROUNDS: usize = 10;
+
+async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let dict = match &args.dictionaries {
+        Some(dir) => Dictionary::load(&dir.join("dictionary"))?,
+        None => Dictionary::builtin(),
+    };
+    let mut attributes = vec![portvakt::radius::Attribute {
+        typ: attr::USER_NAME,
+        value: args.user.clone().into_bytes(),
+    }];
+    for a in &args.attrs {
+        attributes.push(login::attribute_from_text(&dict, a).map_err(anyhow::Error::msg)?);
+    }
+    let password = match args.password {
+        Some(p) => p,
+        None => rpassword::prompt_password("Password: ")?,
+    };
+    let mut client = RadiusClient::new(args.server, Secret::new(args.secret)).await?;
+    client.timeout = std::time::Duration::from_secs(args.timeout);
+    let mut responses = args.responses.into_iter();
+    let mut answer = password;
+    let mut state: Option<Vec<u8>> = None;
+    for _ in 0..MAX_ROUNDS {
+        let mut attrs = attributes.clone();
+        if let Some(s) = &state {
+            attrs.push(portvakt::radius::Attribute {
+                typ: attr::STATE,
+                value: s.clone(),
+            });
+        }
+        let reply = client.access(&attrs, Some(answer.as_bytes())).await?;
+        println!("Received {} (id {})", reply.code, reply.identifier);
+        for a in &reply.attributes {
+            println!("\t{}", display::format_attribute(&dict, a.typ, &a.value));
+        }
+        match reply.code {
+            Code::AccessAccept => return Ok(ExitCode::SUCCESS),
+            Code::AccessChallenge => {
+                state = reply.state().map(<[u8]>::to_vec);
+                let prompt = login::reply_message(&reply);
+                answer = match responses.next() {
+                    Some(r) => r,
+                    None => read_response(&prompt)?,
+                };
+            }
+            _ => return Ok(ExitCode::from(2)),
+        }
+    }
+    bail!("gave up after {MAX_ROUNDS} challenges")
+}
+
+fn read_response(prompt: &str) -> anyhow::Result<String> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt} ")?;
+    out.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!("no response given");
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT, naming the signal.
@@ -164,8 +433,11 @@ fn init_logging(format: LogFormat) {
                     .with_writer(std::io::stderr),
             )
             .init(),
-        _ => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .init(),
+        _ => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            registry
+                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+                .init();
+        }
     }
 }

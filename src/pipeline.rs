@@ -210,11 +210,12 @@ async fn accounting(ctx: &Context, client: &ClientSettings, request: &Packet) ->
         secret: client.secret.expose(),
         authenticator: &request.authenticator,
     };
-    relay_reply(&reply, request, nas, "accounting")
+    relay_reply(ctx, &reply, request, nas, "accounting")
 }
 
 /// The directory's reply, carried to the NAS.
 pub fn relay_reply(
+    ctx: &Context,
     reply: &Reply,
     request: &Packet,
     nas: Keying<'_>,
@@ -230,7 +231,8 @@ pub fn relay_reply(
     if !expected {
         return Err(Drop::BadUpstreamReply);
     }
-    let attributes = relay::reply_attributes(reply, nas).map_err(|_| Drop::BadUpstreamReply)?;
+    let attributes = relay::reply_attributes(reply, nas, &ctx.settings.dictionary)
+        .map_err(|_| Drop::BadUpstreamReply)?;
     let packet = relay::reply(request, reply.packet.code, attributes);
     Ok(Answer {
         reply: packet,

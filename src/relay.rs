@@ -8,6 +8,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::radius::dictionary::{Dictionary, Encrypt};
 use crate::radius::{self, Code, EncodeError, Keying, Packet, Salts, attr, crypt};
 use crate::upstream::{Outgoing, Reply};
 
@@ -91,9 +92,14 @@ pub fn encode(reply: &Packet, request: &Packet, nas_secret: &[u8]) -> Result<Vec
 /// or Proxy-State of the upstream hop, and every hidden attribute re-encrypted from
 /// the upstream's keying to `nas` (the keying of the request being answered — which,
 /// after a second-factor challenge, is the *second* request).
+///
+/// Tunnel-Password and the MS-MPPE keys are known here without a dictionary (a missing
+/// dictionary must not break VPN encryption); anything else the dictionary marks
+/// `encrypt=1` or `encrypt=2` is re-encrypted too.
 pub fn reply_attributes(
     reply: &Reply,
     nas: Keying<'_>,
+    dict: &Dictionary,
 ) -> Result<Vec<radius::Attribute>, RelayError> {
     let from = reply.keying();
     let mut salts = Salts::new();
@@ -101,44 +107,88 @@ pub fn reply_attributes(
     for a in &reply.packet.attributes {
         let value = match a.typ {
             attr::MESSAGE_AUTHENTICATOR | attr::PROXY_STATE => continue,
+            attr::VENDOR_SPECIFIC => reencrypt_vsa(&a.value, from, nas, &mut salts, dict)?,
             attr::TUNNEL_PASSWORD => {
-                crypt::reencrypt_tunnel_password(&a.value, from, nas, salts.next_salt())
-                    .map_err(|_| RelayError::BadHiddenAttribute)?
+                reencrypt(Hidden::TaggedSalted, &a.value, from, nas, &mut salts)?
             }
-            attr::VENDOR_SPECIFIC => reencrypt_vsa(&a.value, from, nas, &mut salts)?,
-            _ => a.value.clone(),
+            t => match hidden(dict, 0, t) {
+                Some(h) => reencrypt(h, &a.value, from, nas, &mut salts)?,
+                None => a.value.clone(),
+            },
         };
         out.push(radius::Attribute { typ: a.typ, value });
     }
     Ok(out)
 }
 
-/// Re-encrypts the salted sub-attributes of a Vendor-Specific attribute (RFC 2548
-/// MS-MPPE-Send-Key and MS-MPPE-Recv-Key); everything else is copied unchanged.
-fn reencrypt_vsa(
+/// How an attribute's value is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hidden {
+    /// RFC 2865 §5.2 (encrypt=1).
+    Password,
+    /// RFC 2868 §3.5 / RFC 2548 salt scheme (encrypt=2), no tag.
+    Salted,
+    /// The salt scheme behind a tag octet (Tunnel-Password).
+    TaggedSalted,
+}
+
+fn hidden(dict: &Dictionary, vendor: u32, number: u8) -> Option<Hidden> {
+    if vendor == attr::VENDOR_MICROSOFT
+        && matches!(number, attr::MS_MPPE_SEND_KEY | attr::MS_MPPE_RECV_KEY)
+    {
+        return Some(Hidden::Salted);
+    }
+    let def = dict.attr(vendor, u32::from(number))?;
+    match def.encrypt {
+        Encrypt::UserPassword => Some(Hidden::Password),
+        Encrypt::TunnelPassword if def.has_tag => Some(Hidden::TaggedSalted),
+        Encrypt::TunnelPassword => Some(Hidden::Salted),
+        // Ascend's scheme needs the Ascend-specific secret handling; carried as is.
+        Encrypt::Ascend | Encrypt::None => None,
+    }
+}
+
+fn reencrypt(
+    how: Hidden,
     value: &[u8],
     from: Keying<'_>,
     to: Keying<'_>,
     salts: &mut Salts,
 ) -> Result<Vec<u8>, RelayError> {
+    let result = match how {
+        Hidden::Password => crypt::reencrypt_password(value, from, to),
+        Hidden::Salted => crypt::reencrypt_salted(value, from, to, salts.next_salt()),
+        Hidden::TaggedSalted => {
+            crypt::reencrypt_tunnel_password(value, from, to, salts.next_salt())
+        }
+    };
+    result.map_err(|_| RelayError::BadHiddenAttribute)
+}
+
+/// Re-encrypts the hidden sub-attributes of a Vendor-Specific attribute (`format=1,1`);
+/// everything else is copied unchanged.
+fn reencrypt_vsa(
+    value: &[u8],
+    from: Keying<'_>,
+    to: Keying<'_>,
+    salts: &mut Salts,
+    dict: &Dictionary,
+) -> Result<Vec<u8>, RelayError> {
     let Some((vendor, subs)) = attr::split_vsa(value) else {
         return Ok(value.to_vec());
     };
-    let salted = |t: u8| {
-        vendor == attr::VENDOR_MICROSOFT
-            && matches!(t, attr::MS_MPPE_SEND_KEY | attr::MS_MPPE_RECV_KEY)
-    };
-    if !subs.iter().any(|s| salted(s.vendor_type)) {
+    if !subs
+        .iter()
+        .any(|s| hidden(dict, vendor, s.vendor_type).is_some())
+    {
         return Ok(value.to_vec());
     }
-    let mut out = Vec::with_capacity(value.len());
+    let mut out = Vec::with_capacity(value.len() + 16);
     out.extend_from_slice(&vendor.to_be_bytes());
     for s in subs {
-        let v = if salted(s.vendor_type) {
-            crypt::reencrypt_salted(s.value, from, to, salts.next_salt())
-                .map_err(|_| RelayError::BadHiddenAttribute)?
-        } else {
-            s.value.to_vec()
+        let v = match hidden(dict, vendor, s.vendor_type) {
+            Some(h) => reencrypt(h, s.value, from, to, salts)?,
+            None => s.value.to_vec(),
         };
         out.push(s.vendor_type);
         out.push(u8::try_from(v.len() + 2).map_err(|_| RelayError::BadHiddenAttribute)?);

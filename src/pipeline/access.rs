@@ -94,7 +94,7 @@ pub(super) async fn handle(
 
     let answer = ask_directory(ctx, request, nas, typed, &user).await?;
     let Directory::Accepted(granted) = answer else {
-        return answer.relay(request, nas).map(explained);
+        return answer.relay(ctx, request, nas).map(explained);
     };
     let after = match (&granted, before.groups_pending) {
         (Granted::Upstream(reply), true) => decide_after_accept(
@@ -110,7 +110,7 @@ pub(super) async fn handle(
     };
     match after.action {
         Action::Reject => Ok(explained(reject(request, "policy_deny"))),
-        Action::PassThrough => release(request, nas, granted, "pass_through").map(explained),
+        Action::PassThrough => release(ctx, request, nas, granted, "pass_through").map(explained),
         Action::SecondFactor => challenge(ctx, client, request, nas, granted, binding, &after)
             .await
             .map(explained),
@@ -128,7 +128,7 @@ enum Directory {
 }
 
 impl Directory {
-    fn relay(self, request: &Packet, nas: Keying<'_>) -> Handled {
+    fn relay(self, ctx: &Context, request: &Packet, nas: Keying<'_>) -> Handled {
         match self {
             Self::Relay(reply) => {
                 let reason = if reply.packet.code == Code::AccessReject {
@@ -136,7 +136,7 @@ impl Directory {
                 } else {
                     "upstream_round"
                 };
-                relay_reply(&reply, request, nas, reason)
+                relay_reply(ctx, &reply, request, nas, reason)
             }
             Self::LocalReject => Ok(reject(request, "directory_reject")),
             Self::Accepted(_) => Err(Drop::BadUpstreamReply),
@@ -160,7 +160,8 @@ async fn ask_directory(
                 .await
                 .map_err(Drop::Upstream)?;
             // Check the reply can be carried before deciding anything on it.
-            relay::reply_attributes(&reply, nas).map_err(|_| Drop::BadUpstreamReply)?;
+            relay::reply_attributes(&reply, nas, &ctx.settings.dictionary)
+                .map_err(|_| Drop::BadUpstreamReply)?;
             Ok(match reply.packet.code {
                 Code::AccessAccept => Directory::Accepted(Granted::Upstream(reply)),
                 _ => Directory::Relay(reply),
@@ -192,8 +193,8 @@ async fn forward(
         .and_then(|u| ctx.normalize_user(u))
         .unwrap_or_default();
     match ask_directory(ctx, request, nas, password, &user).await? {
-        Directory::Accepted(granted) => release(request, nas, granted, reason),
-        other => other.relay(request, nas),
+        Directory::Accepted(granted) => release(ctx, request, nas, granted, reason),
+        other => other.relay(ctx, request, nas),
     }
 }
 
@@ -220,8 +221,8 @@ async fn appended(
         return Ok(reject(request, check.as_str()));
     }
     match ask_directory(ctx, request, nas, Some(password), user).await? {
-        Directory::Accepted(granted) => release(request, nas, granted, "otp_ok"),
-        other => other.relay(request, nas),
+        Directory::Accepted(granted) => release(ctx, request, nas, granted, "otp_ok"),
+        other => other.relay(ctx, request, nas),
     }
 }
 
@@ -248,7 +249,7 @@ async fn challenge(
         Enrolment::NotEnrolled if ctx.settings.mfa.unenrolled == Unenrolled::Allow => {
             tracing::warn!(user = %crate::audit::escape(binding.user.as_bytes()), rule = %decision.rule_text(),
                 "unenrolled user let through without a second factor (mfa.unenrolled = \"allow\")");
-            return release(request, nas, granted, "unenrolled_allowed");
+            return release(ctx, request, nas, granted, "unenrolled_allowed");
         }
         Enrolment::NotEnrolled => return Ok(reject(request, "unenrolled")),
         Enrolment::Disabled => return Ok(reject(request, "user_disabled")),
@@ -315,7 +316,7 @@ async fn answer_challenge(
     )
     .await;
     match check {
-        CodeCheck::Accepted => release(request, nas, pending.accept, "otp_ok"),
+        CodeCheck::Accepted => release(ctx, request, nas, pending.accept, "otp_ok"),
         CodeCheck::Wrong if pending.attempts + 1 < ctx.settings.mfa.max_attempts => {
             let prompt = ctx.settings.mfa.retry_prompt.clone();
             issue_challenge(
@@ -335,9 +336,15 @@ async fn answer_challenge(
 
 /// Sends the held Accept, re-encrypted for the request being answered now (after a
 /// challenge, the second one: its authenticator keys the MPPE keys and Tunnel-Password).
-fn release(request: &Packet, nas: Keying<'_>, granted: Granted, reason: &'static str) -> Handled {
+fn release(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    granted: Granted,
+    reason: &'static str,
+) -> Handled {
     match granted {
-        Granted::Upstream(reply) => relay_reply(&reply, request, nas, reason),
+        Granted::Upstream(reply) => relay_reply(ctx, &reply, request, nas, reason),
         Granted::Local => Ok(Answer::local(
             relay::reply(request, Code::AccessAccept, Vec::new()),
             reason,

@@ -264,6 +264,24 @@ impl Dictionary {
         Ok(dict)
     }
 
+    /// The dictionaries shipped in `dictionaries/`, built into the binary: what portvakt
+    /// uses when no `server.dictionaries` folder is configured.
+    pub fn builtin() -> Self {
+        let mut dict = Self::default();
+        for (name, text) in BUILTIN {
+            let mut parser = parse::Parser {
+                dict: &mut dict,
+                open_files: Vec::new(),
+            };
+            // The shipped files are parsed by a unit test, so this cannot fail at run time;
+            // if it ever did, the names would be missing, never a security check.
+            if let Err(e) = parser.parse(text, name, None) {
+                tracing::error!("built-in dictionary {name}: {e}");
+            }
+        }
+        dict
+    }
+
     /// The attribute with this number (vendor 0 for standard attributes). Extended
     /// attributes are found with [`Dictionary::attr_extended`].
     pub fn attr(&self, vendor: u32, number: u32) -> Option<&AttrDef> {
@@ -383,6 +401,31 @@ pub(crate) fn shipped() -> &'static Dictionary {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn builtin_matches_the_shipped_files() {
+        let mut dict = Dictionary::default();
+        for (name, text) in super::BUILTIN {
+            let mut parser = parse::Parser {
+                dict: &mut dict,
+                open_files: Vec::new(),
+            };
+            parser
+                .parse(text, name, None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/dictionary");
+        let loaded = Dictionary::load(&root).unwrap();
+        assert_eq!(
+            Dictionary::builtin().attributes().count(),
+            loaded.attributes().count()
+        );
+        assert!(
+            Dictionary::builtin()
+                .attr_by_name("MS-MPPE-Send-Key")
+                .is_some()
+        );
+    }
+
     use std::collections::BTreeSet;
     use std::fs;
     use std::path::PathBuf;
@@ -655,3 +698,120 @@ mod tests {
         assert_send_sync::<DictionaryError>();
     }
 }
+
+/// The shipped dictionary files, in the root file's `$INCLUDE` order (`dictionary.local`
+/// is the operator's and not built in).
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "dictionary.rfc2865",
+        include_str!("../../dictionaries/dictionary.rfc2865"),
+    ),
+    (
+        "dictionary.rfc2866",
+        include_str!("../../dictionaries/dictionary.rfc2866"),
+    ),
+    (
+        "dictionary.rfc2867",
+        include_str!("../../dictionaries/dictionary.rfc2867"),
+    ),
+    (
+        "dictionary.rfc2868",
+        include_str!("../../dictionaries/dictionary.rfc2868"),
+    ),
+    (
+        "dictionary.rfc2869",
+        include_str!("../../dictionaries/dictionary.rfc2869"),
+    ),
+    (
+        "dictionary.rfc3162",
+        include_str!("../../dictionaries/dictionary.rfc3162"),
+    ),
+    (
+        "dictionary.rfc4372",
+        include_str!("../../dictionaries/dictionary.rfc4372"),
+    ),
+    (
+        "dictionary.rfc4675",
+        include_str!("../../dictionaries/dictionary.rfc4675"),
+    ),
+    (
+        "dictionary.rfc4818",
+        include_str!("../../dictionaries/dictionary.rfc4818"),
+    ),
+    (
+        "dictionary.rfc5090",
+        include_str!("../../dictionaries/dictionary.rfc5090"),
+    ),
+    (
+        "dictionary.rfc5176",
+        include_str!("../../dictionaries/dictionary.rfc5176"),
+    ),
+    (
+        "dictionary.rfc6911",
+        include_str!("../../dictionaries/dictionary.rfc6911"),
+    ),
+    (
+        "dictionary.rfc6929",
+        include_str!("../../dictionaries/dictionary.rfc6929"),
+    ),
+    (
+        "dictionary.rfc7268",
+        include_str!("../../dictionaries/dictionary.rfc7268"),
+    ),
+    (
+        "dictionary.rfc7499",
+        include_str!("../../dictionaries/dictionary.rfc7499"),
+    ),
+    (
+        "dictionary.rfc7930",
+        include_str!("../../dictionaries/dictionary.rfc7930"),
+    ),
+    (
+        "dictionary.hp",
+        include_str!("../../dictionaries/dictionary.hp"),
+    ),
+    (
+        "dictionary.cisco",
+        include_str!("../../dictionaries/dictionary.cisco"),
+    ),
+    (
+        "dictionary.microsoft",
+        include_str!("../../dictionaries/dictionary.microsoft"),
+    ),
+    (
+        "dictionary.checkpoint",
+        include_str!("../../dictionaries/dictionary.checkpoint"),
+    ),
+    (
+        "dictionary.juniper",
+        include_str!("../../dictionaries/dictionary.juniper"),
+    ),
+    (
+        "dictionary.watchguard",
+        include_str!("../../dictionaries/dictionary.watchguard"),
+    ),
+    (
+        "dictionary.cisco.asa",
+        include_str!("../../dictionaries/dictionary.cisco.asa"),
+    ),
+    (
+        "dictionary.citrix",
+        include_str!("../../dictionaries/dictionary.citrix"),
+    ),
+    (
+        "dictionary.sonicwall",
+        include_str!("../../dictionaries/dictionary.sonicwall"),
+    ),
+    (
+        "dictionary.fortinet",
+        include_str!("../../dictionaries/dictionary.fortinet"),
+    ),
+    (
+        "dictionary.aruba",
+        include_str!("../../dictionaries/dictionary.aruba"),
+    ),
+    (
+        "dictionary.paloalto",
+        include_str!("../../dictionaries/dictionary.paloalto"),
+    ),
+];
