@@ -680,10 +680,10 @@ fn mfa_settings(raw: RawMfa) -> Result<MfaSettings, ConfigError> {
             "at most 3 steps either side",
         ));
     }
-    if raw.challenge_ttl < Duration::from_secs(10) || raw.challenge_ttl > Duration::from_secs(600) {
+    if raw.challenge_ttl < Duration::from_secs(1) || raw.challenge_ttl > Duration::from_secs(600) {
         return Err(ConfigError::new(
             "mfa.challenge_ttl",
-            "must be between 10s and 10m",
+            "must be between 1s and 10m",
         ));
     }
     if raw.max_pending == 0 {

@@ -50,6 +50,15 @@ impl RadiusClient {
         }
         .parse()
         .expect("literal");
+        Self::bind(local, server, secret).await
+    }
+
+    /// A client for `server` sending from `local` (e.g. `127.0.0.2:0`, to play a second NAS).
+    pub async fn bind(
+        local: SocketAddr,
+        server: SocketAddr,
+        secret: Secret,
+    ) -> Result<Self, LoginError> {
         let socket = UdpSocket::bind(local).await?;
         socket.connect(server).await?;
         let mut id = [0u8; 1];

@@ -8,3 +8,4 @@ pub mod support;
 
 mod pass_through;
 mod peers;
+mod totp;

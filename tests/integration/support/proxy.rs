@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 
 use portvakt::config::Settings;
 use portvakt::daemon::{Context, Daemon, Listener};
+use portvakt::store::{Store, StoreKey};
 use tokio_util::sync::CancellationToken;
 
 use super::freeradius::FreeRadius;
@@ -23,6 +24,7 @@ pub const NAS_SECRET: &str = "nas-secret-0123456789";
 /// Builds a portvakt configuration for a test.
 #[derive(Debug, Default)]
 pub struct ProxyBuilder {
+    store: bool,
     upstreams: Vec<String>,
     client_address: Option<String>,
     client_extra: String,
@@ -44,6 +46,12 @@ impl ProxyBuilder {
     /// Adds an upstream from raw TOML lines (the body of an `[[upstreams]]` table).
     pub fn upstream_toml(mut self, body: impl Into<String>) -> Self {
         self.upstreams.push(body.into());
+        self
+    }
+
+    /// Gives portvakt a user store (`[store]` with a fresh key in its directory).
+    pub fn with_store(mut self) -> Self {
+        self.store = true;
         self
     }
 
@@ -84,19 +92,26 @@ impl ProxyBuilder {
         for u in &self.upstreams {
             text += &format!("[[upstreams]]\n{u}\n");
         }
+        if self.store {
+            text += "[store]\npath = \"portvakt.db\"\nkey_file = \"store.key\"\n\n";
+        }
         text + &self.extra
     }
 
     /// Starts portvakt and returns once its sockets are bound (it answers from then on).
     pub fn start(self) -> Result<Proxy> {
         let dir = TestDir::new("portvakt-proxy")?;
-        let path = dir.write("portvakt.toml", self.config_text())?;
-        let settings = Settings::load(&path).map_err(|e| Error::Start {
-            peer: "portvakt",
-            reason: e.to_string(),
-            details: self.config_text(),
-        })?;
-        Proxy::start(settings, dir)
+        if self.store {
+            StoreKey::generate()
+                .and_then(|k| k.write_new_file(&dir.join("store.key")))
+                .map_err(|e| Error::Start {
+                    peer: "portvakt",
+                    reason: e.to_string(),
+                    details: String::new(),
+                })?;
+        }
+        dir.write("portvakt.toml", self.config_text())?;
+        Proxy::start(dir)
     }
 }
 
@@ -116,7 +131,13 @@ impl Proxy {
         ProxyBuilder::default()
     }
 
-    fn start(settings: Settings, dir: TestDir) -> Result<Self> {
+    fn start(dir: TestDir) -> Result<Self> {
+        let path = dir.join("portvakt.toml");
+        let settings = Settings::load(&path).map_err(|e| Error::Start {
+            peer: "portvakt",
+            reason: e.to_string(),
+            details: std::fs::read_to_string(&path).unwrap_or_default(),
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -164,6 +185,31 @@ impl Proxy {
     /// The proxy's temporary directory.
     pub fn dir(&self) -> &TestDir {
         &self.dir
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.join("portvakt.toml")
+    }
+
+    /// A handle on portvakt's user store (as the CLI would open it while the daemon runs).
+    pub fn store(&self) -> Store {
+        let key =
+            StoreKey::from_file(&self.dir.join("store.key")).expect("proxy built with_store()");
+        Store::open(&self.dir.join("portvakt.db"), &key).expect("open the store")
+    }
+
+    /// Stops the daemon and starts it again from the same directory and configuration
+    /// (new ports: read them again).
+    pub fn restart(mut self) -> Result<Self> {
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, TestDir::new("portvakt-proxy-old")?);
+        Self::start(dir)
+    }
+
+    /// Keeps the directory after the proxy is dropped (for tests that inspect it).
+    pub fn keep_dir(&mut self) {
+        self.dir.keep();
     }
 
     /// Stops the daemon and waits for it.
