@@ -85,7 +85,7 @@ pub(crate) fn run(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     println!("It shows portvakt's challenge and asks for the code from the app.");
     println!("Stop the demo with Ctrl-C.");
     println!();
-    Ok(super::serve(settings, None))
+    Ok(super::serve(settings))
 }
 
 fn write_config(dir: &Path, listen: SocketAddr, nas_secret: &str) -> anyhow::Result<PathBuf> {

@@ -140,7 +140,7 @@ fn main() -> ExitCode {
             Err(e) => usage_error(&e),
         },
         Command::Serve { config } => match Settings::load(&config) {
-            Ok(settings) => serve(settings, None),
+            Ok(settings) => serve(settings),
             Err(e) => usage_error(&e),
         },
         Command::User { config, command } => user(&config, command),
@@ -200,8 +200,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. `ready` is called once the sockets are bound.
-fn serve(settings: Settings, ready: Option<Box<dyn FnOnce(&Daemon)>>) -> ExitCode {
+/// Runs the daemon until SIGTERM/SIGINT.
+fn serve(settings: Settings) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -222,9 +222,6 @@ fn serve(settings: Settings, ready: Option<Box<dyn FnOnce(&Daemon)>>) -> ExitCod
             for addr in daemon.local_addrs(listener) {
                 tracing::info!("listening for {kind} on {addr}");
             }
-        }
-        if let Some(ready) = ready {
-            ready(&daemon);
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
