@@ -123,6 +123,11 @@ impl Challenges {
         Some(state)
     }
 
+    /// Whether `state` has the form of one of our States (it may still be unknown or expired).
+    pub fn is_ours(state: &[u8]) -> bool {
+        state.len() == STATE_LEN && state.starts_with(TAG)
+    }
+
     /// Takes the challenge for `state` if it is ours, live and bound to `binding`.
     /// Taking is final: a refused State is destroyed too.
     pub fn take(&self, state: &[u8], binding: &Binding) -> Taken {

@@ -1,6 +1,7 @@
 //! An Access-Request's way: our challenge, or policy → directory → second factor.
 //!
-//! 1. A State of ours: the user answers a challenge → [`answer_challenge`].
+//! 1. A State of ours: the user answers a challenge → [`answer_challenge`]. Other
+//!    States (EAP rounds, the directory's own challenges) go the normal way.
 //! 2. Who and from where: normalise the user, find the origin, decide by policy.
 //!    `Reject` (a deny site) never reaches the directory.
 //! 3. Append mode with a second factor due: check the code *first*; a wrong code never
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
 use super::{Answer, Drop, Handled, relay_reply};
-use crate::challenge::{Binding, Granted, Taken};
+use crate::challenge::{Binding, Challenges, Granted, Taken};
 use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode, Unenrolled};
 use crate::daemon::Context;
 use crate::mfa::{self, CodeCheck, Enrolment};
@@ -45,17 +46,17 @@ pub(super) async fn handle(
         station: request.attr(attr::CALLING_STATION_ID).map(<[u8]>::to_vec),
     });
 
-    if let Some(state) = request.state() {
-        match binding
-            .as_ref()
-            .map_or(Taken::Refused, |b| ctx.challenges.take(state, b))
-        {
-            Taken::Found(pending) => {
-                return answer_challenge(ctx, request, nas, typed, *pending).await;
-            }
-            Taken::Refused => return Ok(reject(request, "state_invalid")),
-            Taken::NotOurs => return forward(ctx, request, nas, typed, "upstream_round").await,
-        }
+    // Our State: the answer to our challenge. Anyone else's State (an EAP round, the
+    // directory's own challenge) is decided like any other request below, so the final
+    // Accept of such a conversation still needs the second factor.
+    if let Some(state) = request.state().filter(|s| Challenges::is_ours(s)) {
+        let Some(binding) = binding.as_ref() else {
+            return Ok(reject(request, "state_invalid"));
+        };
+        return match ctx.challenges.take(state, binding) {
+            Taken::Found(pending) => answer_challenge(ctx, request, nas, typed, *pending).await,
+            Taken::Refused | Taken::NotOurs => Ok(reject(request, "state_invalid")),
+        };
     }
 
     let origin = find_origin(&client.origin, request, src.ip());

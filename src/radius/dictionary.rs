@@ -815,4 +815,3 @@ mod tests {
         assert_send_sync::<DictionaryError>();
     }
 }
-

@@ -604,3 +604,84 @@ fn the_cli_enrols_on_the_store_the_daemon_uses() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_group_exception_read_from_the_directorys_class_challenges_inside_a_trusted_site() -> Result<()>
+{
+    let upstream = directory()?;
+    let proxy = builder(&upstream)
+        .toml(&format!(
+            "[[exceptions]]\ngroups = [\"{ALICE_CLASS}\"]\naction = \"mfa\""
+        ))
+        .start()?;
+    enrol(&proxy)?;
+    // alice's Accept carries Class = ALICE_CLASS: the group exception applies after the directory answered.
+    let first = login(&proxy, ALICE, "10.10.1.5")?;
+    assert_eq!(first.code, Reply::Challenge, "{}", first.output);
+    let state = first.state().context("State")?.to_owned();
+    let second = answer(
+        &proxy,
+        "alice",
+        "10.10.1.5",
+        &state,
+        &oathtool(ALICE_SECRET, 0)?,
+    )?;
+    assert_eq!(second.code, Reply::Accept, "{}", second.output);
+    // bob is not in the group: straight through.
+    assert_eq!(login(&proxy, BOB, "10.10.1.5")?.code, Reply::Accept);
+    Ok(())
+}
+
+#[test]
+fn the_directorys_own_challenge_does_not_replace_ours() -> Result<()> {
+    let upstream = directory()?;
+    let proxy = builder(&upstream).start()?;
+    let store = proxy.store();
+    store.add_user("carol")?;
+    store.set_totp(
+        "carol",
+        &TotpSecret::from_base32(BOB_SECRET, 6, 30, Algorithm::Sha1)?,
+        true,
+    )?;
+    // Round 1: the directory's challenge, relayed.
+    let first = login(&proxy, CAROL, HOME)?;
+    assert_eq!(first.code, Reply::Challenge, "{}", first.output);
+    assert_eq!(first.value("Reply-Message"), Some(CAROL_CHALLENGE_MESSAGE));
+    let upstream_state = first.state().context("State")?.to_owned();
+    // Round 2: the directory accepts carol's token code — but she is off-site, so portvakt now asks for TOTP.
+    let second = answer(&proxy, "carol", HOME, &upstream_state, CAROL_CODE)?;
+    assert_eq!(
+        second.code,
+        Reply::Challenge,
+        "no Accept before our second factor: {}",
+        second.output
+    );
+    let ours = second.state().context("our State")?.to_owned();
+    let third = answer(&proxy, "carol", HOME, &ours, &oathtool(BOB_SECRET, 0)?)?;
+    assert_eq!(third.code, Reply::Accept, "{}", third.output);
+    assert_eq!(third.value("Reply-Message"), Some(CAROL_WELCOME_MESSAGE));
+    Ok(())
+}
+
+#[test]
+fn eap_from_off_site_fails_closed_until_push_can_cover_it() -> Result<()> {
+    use crate::support::eapol::{EapMethod, eapol_test};
+    let upstream = directory()?;
+    let proxy = builder(&upstream).start()?;
+    enrol(&proxy)?;
+    // eapol_test's Calling-Station-Id is a MAC: origin unknown, so off-site. The EAP conversation runs, but its
+    // final Accept is not released: a gateway doing EAP cannot show a code prompt.
+    let outcome = eapol_test(
+        proxy.auth(),
+        NAS_SECRET,
+        EAP_USER.name,
+        EAP_USER.password,
+        EapMethod::PeapMschapV2,
+    )?;
+    assert!(
+        !outcome.success,
+        "an off-site EAP login must not pass without a second factor:\n{}",
+        outcome.output
+    );
+    Ok(())
+}
