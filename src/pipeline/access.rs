@@ -237,9 +237,12 @@ async fn challenge(
     binding: Binding,
     decision: &Decision,
 ) -> Handled {
-    // EAP and MS-CHAP gateways cannot show a prompt: an Access-Challenge would break the
-    // EAP conversation. Fail closed until push approval (hold mode) covers them.
-    if request.has(attr::EAP_MESSAGE) || client.second_factor != SecondFactorMode::Challenge {
+    // Only a PAP login can answer a code prompt: the answer comes back in User-Password.
+    // EAP, MS-CHAP and CHAP gateways cannot (an Access-Challenge would break EAP, and
+    // MS-CHAPv2 never shows the password). Fail closed until push approval (hold mode)
+    // covers them.
+    let pap = request.has(attr::USER_PASSWORD) && !request.has(attr::EAP_MESSAGE);
+    if !pap || client.second_factor != SecondFactorMode::Challenge {
         return Ok(reject(request, "second_factor_unsupported"));
     }
     let Some(store) = ctx.store.as_ref() else {
