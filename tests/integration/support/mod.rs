@@ -3,6 +3,7 @@
 //! - [`freeradius`]: a private FreeRADIUS 3.2 instance as the upstream "directory", with fixture users.
 //! - [`radclient`]: one request through FreeRADIUS's `radclient`, with the reply parsed.
 //! - [`eapol`]: one EAP conversation through `eapol_test` (PEAP/MSCHAPv2 by default), with the MPPE key check.
+//! - [`mschap`]: the peer's side of MS-CHAPv2 (RFC 2759) and its MPPE keys (RFC 3079), for native MS-CHAPv2 logins.
 //! - [`probe`]: a minimal Status-Server probe, to know when a server answers without sleeping blindly.
 //!
 //! This module owns what they share: the harness [`Error`], [`TestDir`], free loopback ports, finding the peer
@@ -11,6 +12,7 @@
 
 pub mod eapol;
 pub mod freeradius;
+pub mod mschap;
 pub mod probe;
 pub mod proxy;
 pub mod radclient;
