@@ -6,6 +6,7 @@
 // `pub` so the harness's public items count as reachable (the crate denies `unreachable_pub`).
 pub mod support;
 
+mod lifecycle;
 mod mschap;
 mod pass_through;
 mod peers;
