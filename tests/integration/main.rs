@@ -7,6 +7,7 @@
 pub mod support;
 
 mod lifecycle;
+mod logs;
 mod mschap;
 mod pass_through;
 mod peers;
