@@ -48,13 +48,17 @@ impl Served {
     pub(crate) fn start(dir: &TestDir, config: &Path, log_filter: &str) -> Result<Self> {
         let stdout = dir.join("stdout.log");
         let stderr = dir.join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
+        // No `PORTVAKT__…` variable of the test's own environment may override the config it wrote.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PORTVAKT") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .args(["--log-format", "json", "serve", "--config"])
             .arg(config)
             .env("PORTVAKT_LOG", log_filter)
-            // Under systemd `auto` would pick the journal; `json` is explicit, and no variable of the test's own
-            // environment may leak in as a config override.
-            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(File::create(&stdout)?)
             .stderr(File::create(&stderr)?)
