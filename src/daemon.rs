@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -204,7 +204,7 @@ impl Daemon {
     /// within the grace period.
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(self.ctx.settings.max_in_flight));
+        let permits = Arc::new(Permits::new(self.ctx.settings.max_in_flight));
         let mut loops = Vec::new();
         for (listener, socket) in &self.sockets {
             let ctx = self.ctx.clone();
@@ -228,7 +228,7 @@ impl Daemon {
         let grace = self.ctx.settings.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(
-                "{} requests still in progress after {grace:?}; stopping anyway",
+                "requests still in progress after {grace:?}: {}; stopping anyway",
                 tracker.len()
             );
         }
@@ -254,6 +254,45 @@ pub fn open_store(settings: &Settings) -> Result<Option<Store>, Error> {
         .map_err(|e| Error::Store(e.to_string()))
 }
 
+/// The bound on requests in progress (`server.max_in_flight`), plus a reserve of one
+/// eighth more for requests that finish work already begun or tell a NAS we are alive:
+/// under overload, new logins are dropped first (RFC 5080 §2.2.3), while answers to a
+/// challenge (they carry a State) and Status-Server still get through.
+#[derive(Debug)]
+struct Permits {
+    normal: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+}
+
+impl Permits {
+    fn new(max: usize) -> Self {
+        Self {
+            normal: Arc::new(Semaphore::new(max)),
+            reserve: Arc::new(Semaphore::new(max / 8 + 1)),
+        }
+    }
+
+    fn take(&self, datagram: &[u8]) -> Option<OwnedSemaphorePermit> {
+        self.normal.clone().try_acquire_owned().ok().or_else(|| {
+            is_priority(datagram)
+                .then(|| self.reserve.clone().try_acquire_owned().ok())
+                .flatten()
+        })
+    }
+}
+
+/// Status-Server, or an Access-Request carrying a State — read from the raw octets
+/// without decoding (this runs before any other check, on every datagram under load).
+fn is_priority(datagram: &[u8]) -> bool {
+    use crate::radius::{Code, attr};
+    match datagram.first().copied().and_then(Code::from_u8) {
+        Some(Code::StatusServer) => true,
+        Some(Code::AccessRequest) => crate::radius::packet::packet_bytes(datagram)
+            .is_ok_and(|raw| crate::radius::packet::attribute_types(raw).any(|t| t == attr::STATE)),
+        _ => false,
+    }
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -272,7 +311,7 @@ async fn receive(
     listener: Listener,
     socket: Arc<UdpSocket>,
     tracker: TaskTracker,
-    permits: Arc<Semaphore>,
+    permits: Arc<Permits>,
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; crate::radius::packet::MAX_PACKET_LEN];
@@ -288,7 +327,7 @@ async fn receive(
             },
         };
         ctx.stats.received.fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = permits.take(&buf[..n]) else {
             ctx.stats.overload.fetch_add(1, Ordering::Relaxed);
             continue;
         };

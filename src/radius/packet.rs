@@ -304,6 +304,15 @@ pub fn packet_bytes(datagram: &[u8]) -> Result<&[u8], DecodeError> {
     })
 }
 
+/// The attribute types of a packet's octets (as returned by [`packet_bytes`]), in
+/// order, stopping quietly at the first malformed attribute. For cheap triage before
+/// a full decode.
+pub fn attribute_types(raw: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    AttrIter::new(raw)
+        .map_while(Result::ok)
+        .map(|(_, typ, _)| typ)
+}
+
 /// Walks the attributes of a packet's octets: yields (offset, type, value).
 /// Stops with an error at the first malformed attribute.
 pub(crate) struct AttrIter<'a> {

@@ -415,7 +415,7 @@ impl Drop for InProcess {
 }
 
 #[test]
-fn overload_drops_the_excess_silently_and_status_server_needs_a_permit_too() -> Result<()> {
+fn overload_drops_new_logins_silently_but_still_answers_status_server() -> Result<()> {
     // A port nobody answers on: the two admitted requests wait out the 2 s timeout.
     let dead = SocketAddr::new(LOCALHOST, crate::support::free_udp_port(LOCALHOST)?);
     let config = serve_config(dead, "max_in_flight = 2", "timeout = \"2s\"\nretries = 0")
@@ -426,48 +426,41 @@ fn overload_drops_the_excess_silently_and_status_server_needs_a_permit_too() -> 
     let sockets = (0..10)
         .map(|_| nas_socket(Duration::from_millis(100)))
         .collect::<Result<Vec<_>>>()?;
-    let started = Instant::now();
     for socket in &sockets {
         socket.send_to(&bob_request()?.0, proxy.auth)?;
     }
-    // Sent last, so received last: while the daemon is saturated, a Status-Server finds no permit either.
-    let status_socket = nas_socket(Duration::from_millis(100))?;
+    // Sent last, so received last, while the daemon is saturated: Status-Server uses the reserve (RFC 5080
+    // §2.2.3 — new logins are dropped first), so a NAS does not take portvakt for dead.
+    let status_socket = nas_socket(Duration::from_secs(2))?;
     status_socket.send_to(&status_server_request()?, proxy.auth)?;
     proxy.wait_for(Duration::from_secs(5), "11 datagrams received", |c| {
         c.stats.received.load(Ordering::Relaxed) == 11
     })?;
     assert_eq!(
         stats.overload.load(Ordering::Relaxed),
-        9,
-        "8 Access-Requests and the Status-Server over the limit of 2"
+        8,
+        "8 Access-Requests over the limit of 2"
+    );
+    assert!(
+        pending_datagram(&status_socket)?.is_some(),
+        "Status-Server answered under overload"
     );
 
     // The two admitted requests end with the upstream timeout: dropped too (the NAS retransmits), never rejected.
     proxy.wait_for(Duration::from_secs(10), "2 upstream timeouts", |c| {
         c.stats.dropped("upstream_timeout") == 2
     })?;
-    let drained = started.elapsed();
-    for (i, socket) in sockets.iter().chain([&status_socket]).enumerate() {
+    for (i, socket) in sockets.iter().enumerate() {
         assert_eq!(
             pending_datagram(socket)?,
             None,
             "socket {i} got a reply under overload"
         );
     }
-    assert_eq!(stats.replies.load(Ordering::Relaxed), 0);
-
-    // Once the permits are back, Status-Server is answered again.
-    let probing = Instant::now();
-    let answered =
-        probe::wait_until_answering(proxy.auth, NAS_SECRET, Duration::from_secs(5), || Ok(()))?;
-    assert!(
-        answered,
-        "Status-Server unanswered after the overload ended"
-    );
-    eprintln!(
-        "overload: 9 of 11 dropped at once; the 2 admitted timed out after {drained:?}; \
-         Status-Server answered {:?} later",
-        probing.elapsed()
+    assert_eq!(
+        stats.replies.load(Ordering::Relaxed),
+        1,
+        "only the Status-Server answer"
     );
     Ok(())
 }
