@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::freeradius::BOB;
 use crate::support::proxy::NAS_SECRET;
-use crate::support::{LOCALHOST, POLL_INTERVAL, STOP_GRACE, TestDir, probe, stop_child};
+use crate::support::{LOCALHOST, POLL_INTERVAL, STOP_GRACE, TestDir, stop_child};
 
 /// The secret portvakt shares with the fake upstreams.
 const UPSTREAM_SECRET: &str = "fake-upstream-secret-0123";
