@@ -101,7 +101,11 @@ pub fn split_vsa(value: &[u8]) -> Option<(u32, Vec<VendorAttr<'_>>)> {
         if len < 2 || len > rest.len() {
             return None;
         }
-        subs.push(VendorAttr { vendor, vendor_type: ty, value: &rest[2..len] });
+        subs.push(VendorAttr {
+            vendor,
+            vendor_type: ty,
+            value: &rest[2..len],
+        });
         rest = &rest[len..];
     }
     (!subs.is_empty()).then_some((vendor, subs))

@@ -73,7 +73,10 @@ impl Code {
     /// Whether the Request Authenticator of this request is computed from the packet
     /// (Accounting, CoA, Disconnect: RFC 2866 §3, RFC 5176 §2.3) rather than random.
     pub fn has_computed_request_authenticator(self) -> bool {
-        matches!(self, Self::AccountingRequest | Self::DisconnectRequest | Self::CoaRequest)
+        matches!(
+            self,
+            Self::AccountingRequest | Self::DisconnectRequest | Self::CoaRequest
+        )
     }
 
     /// The registered name, as in dictionaries and logs.

@@ -6,6 +6,7 @@
 
 use super::attr;
 use super::code::Code;
+use super::random;
 
 /// The size of the fixed header: code, identifier, length, authenticator.
 pub const HEADER_LEN: usize = 20;
@@ -62,6 +63,9 @@ pub enum DecodeError {
 }
 
 /// Why a packet cannot be encoded.
+///
+/// Encoding refuses everything decoding refuses, so that every packet we send is one
+/// we would accept ourselves, and `decode(encode(p)) == p` for every encodable `p`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     /// The encoded packet would exceed 4096 octets.
@@ -75,6 +79,18 @@ pub enum EncodeError {
         /// The value's length.
         len: usize,
     },
+    /// An attribute with type 0, which is reserved.
+    #[error("attribute type 0 is reserved")]
+    ReservedType,
+    /// More than [`MAX_ATTRIBUTES`] attributes.
+    #[error("{0} attributes, more than {MAX_ATTRIBUTES}")]
+    TooManyAttributes(usize),
+    /// A second copy of an attribute that may appear once.
+    #[error("attribute {0} appears more than once")]
+    Duplicate(u8),
+    /// A Message-Authenticator whose value is not 16 octets.
+    #[error("Message-Authenticator of {0} octets, not 16")]
+    BadMessageAuthenticator(usize),
 }
 
 /// One attribute, raw: its type octet and value octets.
@@ -120,10 +136,31 @@ const SINGLETONS: [u8; 5] = [
     attr::MESSAGE_AUTHENTICATOR,
 ];
 
+/// For a singleton type: `Some(true)` the first time it is seen, `Some(false)` after.
+/// `None` for types that may repeat.
+fn first_sighting(seen: &mut [bool; SINGLETONS.len()], typ: u8) -> Option<bool> {
+    let i = SINGLETONS.iter().position(|t| *t == typ)?;
+    Some(!std::mem::replace(&mut seen[i], true))
+}
+
 impl Packet {
     /// A packet with no attributes.
     pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Self {
-        Self { code, identifier, authenticator, attributes: Vec::new() }
+        Self {
+            code,
+            identifier,
+            authenticator,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// A request with a fresh Request Authenticator from the operating system's CSPRNG
+    /// (RFC 2865 §3: unpredictable and unique over the lifetime of the secret).
+    ///
+    /// For Accounting, CoA and Disconnect requests the authenticator is computed when
+    /// the packet is encoded ([`super::auth::encode_request`]), replacing this value.
+    pub fn new_request(code: Code, identifier: u8) -> Self {
+        Self::new(code, identifier, random::bytes16())
     }
 
     /// Decodes a datagram. Octets past the Length field are padding and ignored.
@@ -131,40 +168,42 @@ impl Packet {
         let raw = packet_bytes(datagram)?;
         let code = Code::from_u8(raw[0]).ok_or(DecodeError::UnknownCode(raw[0]))?;
         let mut attributes = Vec::with_capacity(16);
-        let mut seen = [false; SINGLETONS.len()];
+        let mut rules = AttrRules::default();
         for item in AttrIter::new(raw) {
             let (offset, typ, value) = item?;
-            if typ == 0 {
-                return Err(DecodeError::ReservedType(offset));
-            }
-            if attributes.len() == MAX_ATTRIBUTES {
-                return Err(DecodeError::TooManyAttributes);
-            }
-            if let Some(i) = SINGLETONS.iter().position(|t| *t == typ) {
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(DecodeError::Duplicate(typ));
-                }
-            }
-            if typ == attr::MESSAGE_AUTHENTICATOR && value.len() != 16 {
-                return Err(DecodeError::BadMessageAuthenticator(value.len()));
-            }
-            attributes.push(Attribute { typ, value: value.to_vec() });
+            rules.check(offset, typ, value)?;
+            attributes.push(Attribute {
+                typ,
+                value: value.to_vec(),
+            });
         }
         let mut authenticator = [0; 16];
         authenticator.copy_from_slice(&raw[4..HEADER_LEN]);
-        Ok(Self { code, identifier: raw[1], authenticator, attributes })
+        Ok(Self {
+            code,
+            identifier: raw[1],
+            authenticator,
+            attributes,
+        })
     }
 
     /// The length of the encoded packet.
     pub fn encoded_len(&self) -> usize {
-        HEADER_LEN + self.attributes.iter().map(|a| 2 + a.value.len()).sum::<usize>()
+        HEADER_LEN
+            + self
+                .attributes
+                .iter()
+                .map(|a| 2 + a.value.len())
+                .sum::<usize>()
     }
 
     /// Encodes the packet with its Authenticator field as it stands.
     ///
     /// Signing (Response Authenticator, Message-Authenticator) is done on these bytes by
-    /// [`super::auth`]. Never truncates: too long a packet or value is an error.
+    /// [`super::auth`]. Never truncates: too long a packet or value is an error, and so
+    /// is anything [`Packet::decode`] would refuse.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        self.check_encodable()?;
         let len = self.encoded_len();
         if len > MAX_PACKET_LEN {
             return Err(EncodeError::TooLong(len));
@@ -176,24 +215,52 @@ impl Packet {
         out.extend_from_slice(&(len as u16).to_be_bytes());
         out.extend_from_slice(&self.authenticator);
         for a in &self.attributes {
-            if a.value.len() > MAX_VALUE_LEN {
-                return Err(EncodeError::ValueTooLong { typ: a.typ, len: a.value.len() });
-            }
             out.push(a.typ);
+            // Cannot truncate: check_encodable bounded every value to 253 octets.
             out.push((a.value.len() + 2) as u8);
             out.extend_from_slice(&a.value);
         }
         Ok(out)
     }
 
+    /// The attribute rules of [`Packet::decode`], applied before encoding.
+    fn check_encodable(&self) -> Result<(), EncodeError> {
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(EncodeError::TooManyAttributes(self.attributes.len()));
+        }
+        let mut seen = [false; SINGLETONS.len()];
+        for a in &self.attributes {
+            let len = a.value.len();
+            if len > MAX_VALUE_LEN {
+                return Err(EncodeError::ValueTooLong { typ: a.typ, len });
+            }
+            if a.typ == 0 {
+                return Err(EncodeError::ReservedType);
+            }
+            if first_sighting(&mut seen, a.typ) == Some(false) {
+                return Err(EncodeError::Duplicate(a.typ));
+            }
+            if a.typ == attr::MESSAGE_AUTHENTICATOR && len != 16 {
+                return Err(EncodeError::BadMessageAuthenticator(len));
+            }
+        }
+        Ok(())
+    }
+
     /// The value of the first attribute of this type.
     pub fn attr(&self, typ: u8) -> Option<&[u8]> {
-        self.attributes.iter().find(|a| a.typ == typ).map(|a| a.value.as_slice())
+        self.attributes
+            .iter()
+            .find(|a| a.typ == typ)
+            .map(|a| a.value.as_slice())
     }
 
     /// The values of every attribute of this type, in order.
     pub fn attrs(&self, typ: u8) -> impl Iterator<Item = &[u8]> {
-        self.attributes.iter().filter(move |a| a.typ == typ).map(|a| a.value.as_slice())
+        self.attributes
+            .iter()
+            .filter(move |a| a.typ == typ)
+            .map(|a| a.value.as_slice())
     }
 
     /// Whether an attribute of this type is present.
@@ -203,7 +270,10 @@ impl Packet {
 
     /// Appends an attribute.
     pub fn push(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
-        self.attributes.push(Attribute { typ, value: value.into() });
+        self.attributes.push(Attribute {
+            typ,
+            value: value.into(),
+        });
     }
 
     /// Appends a string as one or more attributes of at most 253 octets each
@@ -224,7 +294,13 @@ impl Packet {
     /// precede any attacker-influenced attribute.
     pub fn set_message_authenticator_first(&mut self) {
         self.remove(attr::MESSAGE_AUTHENTICATOR);
-        self.attributes.insert(0, Attribute { typ: attr::MESSAGE_AUTHENTICATOR, value: vec![0; 16] });
+        self.attributes.insert(
+            0,
+            Attribute {
+                typ: attr::MESSAGE_AUTHENTICATOR,
+                value: vec![0; 16],
+            },
+        );
     }
 
     /// User-Name, if present.
@@ -262,7 +338,44 @@ pub fn packet_bytes(datagram: &[u8]) -> Result<&[u8], DecodeError> {
     if !(HEADER_LEN..=MAX_PACKET_LEN).contains(&length) {
         return Err(DecodeError::BadLength(length));
     }
-    datagram.get(..length).ok_or(DecodeError::Truncated { length, actual: datagram.len() })
+    datagram.get(..length).ok_or(DecodeError::Truncated {
+        length,
+        actual: datagram.len(),
+    })
+}
+
+/// The per-attribute rules of decoding, shared with the verifiers in [`super::auth`] so
+/// that a packet verifies only if it also decodes.
+#[derive(Default)]
+pub(crate) struct AttrRules {
+    count: usize,
+    seen: [bool; SINGLETONS.len()],
+}
+
+impl AttrRules {
+    /// Checks the next attribute: type 0 is reserved, at most [`MAX_ATTRIBUTES`], no
+    /// second copy of a singleton, a Message-Authenticator of exactly 16 octets.
+    pub(crate) fn check(
+        &mut self,
+        offset: usize,
+        typ: u8,
+        value: &[u8],
+    ) -> Result<(), DecodeError> {
+        if typ == 0 {
+            return Err(DecodeError::ReservedType(offset));
+        }
+        if self.count == MAX_ATTRIBUTES {
+            return Err(DecodeError::TooManyAttributes);
+        }
+        self.count += 1;
+        if first_sighting(&mut self.seen, typ) == Some(false) {
+            return Err(DecodeError::Duplicate(typ));
+        }
+        if typ == attr::MESSAGE_AUTHENTICATOR && value.len() != 16 {
+            return Err(DecodeError::BadMessageAuthenticator(value.len()));
+        }
+        Ok(())
+    }
 }
 
 /// Walks the attributes of a packet's octets: yields (offset, type, value).
@@ -275,7 +388,10 @@ pub(crate) struct AttrIter<'a> {
 impl<'a> AttrIter<'a> {
     /// Walks `raw`, whose first 20 octets are the header.
     pub(crate) fn new(raw: &'a [u8]) -> Self {
-        Self { raw, offset: HEADER_LEN }
+        Self {
+            raw,
+            offset: HEADER_LEN,
+        }
     }
 }
 
@@ -287,9 +403,10 @@ impl<'a> Iterator for AttrIter<'a> {
         let rest = self.raw.get(offset..).filter(|r| !r.is_empty())?;
         let result = match *rest {
             [_] => Err(DecodeError::AttributeOverflow(offset)),
-            [_, len, ..] if len < 2 => {
-                Err(DecodeError::BadAttributeLength { offset, length: usize::from(len) })
-            }
+            [_, len, ..] if len < 2 => Err(DecodeError::BadAttributeLength {
+                offset,
+                length: usize::from(len),
+            }),
             [typ, len, ..] => match rest.get(2..usize::from(len)) {
                 Some(value) => {
                     self.offset += usize::from(len);
@@ -318,11 +435,20 @@ mod tests {
     #[test]
     fn length_rules() {
         assert_eq!(Packet::decode(&[1; 19]), Err(DecodeError::TooShort(19)));
-        assert_eq!(Packet::decode(&header(1, 19)), Err(DecodeError::BadLength(19)));
-        assert_eq!(Packet::decode(&header(1, 4097)), Err(DecodeError::BadLength(4097)));
+        assert_eq!(
+            Packet::decode(&header(1, 19)),
+            Err(DecodeError::BadLength(19))
+        );
+        assert_eq!(
+            Packet::decode(&header(1, 4097)),
+            Err(DecodeError::BadLength(4097))
+        );
         assert_eq!(
             Packet::decode(&header(1, 26)),
-            Err(DecodeError::Truncated { length: 26, actual: 20 })
+            Err(DecodeError::Truncated {
+                length: 26,
+                actual: 20
+            })
         );
         // Octets past Length are padding.
         let mut p = header(1, 20);
@@ -333,15 +459,30 @@ mod tests {
     #[test]
     fn unknown_codes_are_refused() {
         for code in [0u8, 6, 53, 255] {
-            assert_eq!(Packet::decode(&header(code, 20)), Err(DecodeError::UnknownCode(code)));
+            assert_eq!(
+                Packet::decode(&header(code, 20)),
+                Err(DecodeError::UnknownCode(code))
+            );
         }
     }
 
     #[test]
     fn attribute_rules() {
         let cases: &[(&[u8], DecodeError)] = &[
-            (&[1, 0], DecodeError::BadAttributeLength { offset: 20, length: 0 }),
-            (&[1, 1], DecodeError::BadAttributeLength { offset: 20, length: 1 }),
+            (
+                &[1, 0],
+                DecodeError::BadAttributeLength {
+                    offset: 20,
+                    length: 0,
+                },
+            ),
+            (
+                &[1, 1],
+                DecodeError::BadAttributeLength {
+                    offset: 20,
+                    length: 1,
+                },
+            ),
             (&[1, 5, 0], DecodeError::AttributeOverflow(20)),
             (&[1], DecodeError::AttributeOverflow(20)),
             (&[0, 2], DecodeError::ReservedType(20)),
@@ -371,7 +512,10 @@ mod tests {
     fn encode_refuses_oversize() {
         let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
         p.push(18, vec![b'x'; 254]);
-        assert_eq!(p.encode(), Err(EncodeError::ValueTooLong { typ: 18, len: 254 }));
+        assert_eq!(
+            p.encode(),
+            Err(EncodeError::ValueTooLong { typ: 18, len: 254 })
+        );
         let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
         for _ in 0..17 {
             p.push(18, vec![b'x'; 253]);
@@ -390,7 +534,10 @@ mod tests {
         let bytes = p.encode().unwrap();
         let q = Packet::decode(&bytes).unwrap();
         assert_eq!(p, q);
-        assert_eq!(q.proxy_states().collect::<Vec<_>>(), vec![&b"ps1"[..], &b"ps2"[..]]);
+        assert_eq!(
+            q.proxy_states().collect::<Vec<_>>(),
+            vec![&b"ps1"[..], &b"ps2"[..]]
+        );
         assert_eq!(q.vendor_attrs(311, 16).next(), Some(&[9u8; 34][..]));
     }
 
@@ -398,7 +545,10 @@ mod tests {
     fn push_split_splits_long_messages() {
         let mut p = Packet::new(Code::AccessChallenge, 1, [0; 16]);
         p.push_split(18, &[b'a'; 300]);
-        assert_eq!(p.attrs(18).map(<[u8]>::len).collect::<Vec<_>>(), vec![253, 47]);
+        assert_eq!(
+            p.attrs(18).map(<[u8]>::len).collect::<Vec<_>>(),
+            vec![253, 47]
+        );
     }
 
     #[test]
