@@ -12,7 +12,8 @@ pub mod packet;
 pub mod random;
 
 pub use auth::{
-    AuthError, Verified, encode_request, encode_response, verify_request, verify_response,
+    AuthError, PreparedSecret, SigningSecret, Verified, encode_request, encode_response,
+    verify_request, verify_response,
 };
 pub use code::Code;
 pub use crypt::{CryptError, Keying, Salts};

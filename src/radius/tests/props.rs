@@ -132,6 +132,10 @@ proptest! {
         }
         if let Ok(raw) = encode_request(&p, &secret) {
             prop_assert!(verify_request(&raw, &secret).unwrap().message_authenticator);
+            // A prepared secret is the same secret: each verifies what the other signed.
+            let prepared = crate::radius::PreparedSecret::new(&secret);
+            prop_assert!(verify_request(&raw, &prepared).unwrap().message_authenticator);
+            prop_assert_eq!(encode_request(&p, &prepared).unwrap(), raw);
         }
     }
 

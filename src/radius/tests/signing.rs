@@ -251,3 +251,38 @@ fn new_request_draws_unique_authenticators() {
     }
     assert!(!seen.contains(&[0; 16]));
 }
+
+#[test]
+fn prepared_secrets_sign_and_verify_like_raw_ones() {
+    use crate::radius::auth::PreparedSecret;
+    let prepared = PreparedSecret::new(SECRET);
+    assert_eq!(format!("{prepared:?}"), "PreparedSecret(<redacted>)");
+    let mut accept = Packet::new(Code::AccessAccept, 0x2a, [0; 16]);
+    accept.push(attr::REPLY_MESSAGE, &b"ok"[..]);
+    accept.set_message_authenticator_first();
+    assert_eq!(
+        encode_response(&accept, &RA, &prepared).unwrap(),
+        hex(KAT_ACCEPT)
+    );
+    assert!(
+        verify_response(&hex(KAT_ACCEPT), &RA, &prepared)
+            .unwrap()
+            .message_authenticator
+    );
+    let req = hex(KAT_ACCESS_REQUEST);
+    assert!(
+        verify_request(&req, &prepared)
+            .unwrap()
+            .message_authenticator
+    );
+    assert_eq!(
+        verify_request(&req, &PreparedSecret::new(b"xyzzy5460")),
+        Err(AuthError::BadMessageAuthenticator)
+    );
+    let mut acct = Packet::decode(&hex(KAT_ACCOUNTING)).unwrap();
+    acct.attributes[3].value = vec![0; 16];
+    assert_eq!(
+        encode_request(&acct, &prepared).unwrap(),
+        hex(KAT_ACCOUNTING)
+    );
+}
