@@ -100,10 +100,7 @@ pub fn unhide_password(
     hidden: &[u8],
     keying: Keying<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, CryptError> {
-    let len = hidden.len();
-    if len == 0 || !len.is_multiple_of(16) || len > MAX_PASSWORD_LEN {
-        return Err(CryptError::BadHiddenLength(len));
-    }
+    check_hidden_len(hidden.len())?;
     let mut out = Zeroizing::new(hidden.to_vec());
     stream(
         &mut out,
@@ -116,13 +113,39 @@ pub fn unhide_password(
     Ok(out)
 }
 
+/// A hidden User-Password is 16..=128 octets, a multiple of 16 (RFC 2865 §5.2).
+fn check_hidden_len(len: usize) -> Result<(), CryptError> {
+    if len == 0 || !len.is_multiple_of(16) || len > MAX_PASSWORD_LEN {
+        return Err(CryptError::BadHiddenLength(len));
+    }
+    Ok(())
+}
+
 /// Moves a hidden User-Password from one keying to another.
+///
+/// The value is decrypted and re-encrypted in one buffer, block for block with its
+/// padding, so the receiver reveals exactly what the sender hid and no separate copy
+/// of the password is made (this runs for every forwarded request).
 pub fn reencrypt_password(
     hidden: &[u8],
     from: Keying<'_>,
     to: Keying<'_>,
 ) -> Result<Vec<u8>, CryptError> {
-    hide_password(&unhide_password(hidden, from)?, to)
+    check_hidden_len(hidden.len())?;
+    let mut out = hidden.to_vec();
+    stream(
+        &mut out,
+        from.secret,
+        md5_pair(from.secret, from.authenticator),
+        false,
+    );
+    stream(
+        &mut out,
+        to.secret,
+        md5_pair(to.secret, to.authenticator),
+        true,
+    );
+    Ok(out)
 }
 
 /// Unique salts for the salted attributes of one packet: RFC 2868 §3.5 wants the

@@ -293,14 +293,29 @@ impl Packet {
     /// it in. First, because BlastRADIUS hardening (CVE-2024-3596) wants the MAC to
     /// precede any attacker-influenced attribute.
     pub fn set_message_authenticator_first(&mut self) {
-        self.remove(attr::MESSAGE_AUTHENTICATOR);
-        self.attributes.insert(
-            0,
-            Attribute {
-                typ: attr::MESSAGE_AUTHENTICATOR,
-                value: vec![0; 16],
-            },
-        );
+        // Keep the first copy (and its allocation: this runs for every packet we sign),
+        // drop any other, then move the kept one to the front.
+        let mut kept = false;
+        self.attributes.retain(|a| {
+            a.typ != attr::MESSAGE_AUTHENTICATOR || !std::mem::replace(&mut kept, true)
+        });
+        let at = self
+            .attributes
+            .iter()
+            .position(|a| a.typ == attr::MESSAGE_AUTHENTICATOR);
+        match at {
+            Some(at) => self.attributes[..=at].rotate_right(1),
+            None => self.attributes.insert(
+                0,
+                Attribute {
+                    typ: attr::MESSAGE_AUTHENTICATOR,
+                    value: Vec::new(),
+                },
+            ),
+        }
+        let value = &mut self.attributes[0].value;
+        value.clear();
+        value.resize(16, 0);
     }
 
     /// User-Name, if present.
@@ -559,5 +574,39 @@ mod tests {
         p.set_message_authenticator_first();
         assert_eq!(p.attributes[0].typ, 80);
         assert_eq!(p.attributes.iter().filter(|a| a.typ == 80).count(), 1);
+        assert_eq!(p.attributes[0].value, [0; 16]);
+    }
+
+    #[test]
+    fn message_authenticator_first_keeps_the_other_attributes_in_order() {
+        let typs = |p: &Packet| p.attributes.iter().map(|a| a.typ).collect::<Vec<_>>();
+        let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
+        for (typ, value) in [
+            (33, vec![1]),
+            (80, vec![7; 16]),
+            (33, vec![2]),
+            (80, vec![9; 3]),
+            (18, vec![]),
+        ] {
+            p.push(typ, value);
+        }
+        p.set_message_authenticator_first();
+        assert_eq!(typs(&p), [80, 33, 33, 18]);
+        assert_eq!(p.proxy_states().collect::<Vec<_>>(), [[1], [2]]);
+        assert_eq!(p.attributes[0].value, [0; 16]);
+        // Already first: zeroed in place.
+        p.attributes[0].value = vec![5; 16];
+        p.set_message_authenticator_first();
+        assert_eq!(
+            (typs(&p), p.attributes[0].value.clone()),
+            (vec![80, 33, 33, 18], vec![0; 16])
+        );
+        // Absent: inserted.
+        let mut q = Packet::new(Code::AccessReject, 1, [0; 16]);
+        q.set_message_authenticator_first();
+        assert_eq!(
+            (typs(&q), q.attributes[0].value.clone()),
+            (vec![80], vec![0; 16])
+        );
     }
 }
