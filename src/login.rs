@@ -94,7 +94,7 @@ impl RadiusClient {
             request.push(attr::USER_PASSWORD, hidden);
         }
         request.attributes.extend(attributes.iter().cloned());
-        let bytes = radius::encode_request(&request, self.secret.expose())
+        let bytes = radius::encode_request(&request, self.secret.signing())
             .map_err(|e| LoginError::Build(e.to_string()))?;
         self.exchange(&bytes, &authenticator, request.identifier)
             .await
@@ -122,7 +122,7 @@ impl RadiusClient {
                 if reply.get(1) != Some(&id) {
                     continue;
                 }
-                let Ok(v) = radius::verify_response(reply, authenticator, self.secret.expose())
+                let Ok(v) = radius::verify_response(reply, authenticator, self.secret.signing())
                 else {
                     continue;
                 };

@@ -99,7 +99,7 @@ pub async fn handle(
     let Ok(request) = Packet::decode(datagram) else {
         return Outcome::Drop(Drop::Malformed);
     };
-    let Ok(verified) = radius::verify_request(datagram, client.secret.expose()) else {
+    let Ok(verified) = radius::verify_request(datagram, client.secret.signing()) else {
         return Outcome::Drop(Drop::BadAuthenticator);
     };
     if let Err(drop) = blast_radius_checks(client, &request, verified.message_authenticator) {
@@ -123,7 +123,7 @@ pub async fn handle(
         Ok(answer) => answer,
         Err(drop) => return Outcome::Drop(drop),
     };
-    let Ok(bytes) = relay::encode(&answer.reply, &request, client.secret.expose()) else {
+    let Ok(bytes) = relay::encode(&answer.reply, &request, &client.secret) else {
         return Outcome::Drop(Drop::Unencodable);
     };
     let bytes: Arc<[u8]> = bytes.into();

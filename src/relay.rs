@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::radius::dictionary::{Dictionary, Encrypt};
 use crate::radius::{self, Code, EncodeError, Keying, Packet, Salts, attr, crypt};
+use crate::secret::Secret;
 use crate::upstream::{Outgoing, Reply};
 
 /// Why a packet could not be carried across.
@@ -84,8 +85,12 @@ pub fn reply(request: &Packet, code: Code, attributes: Vec<radius::Attribute>) -
 }
 
 /// Encodes a reply for the NAS, signed with its secret.
-pub fn encode(reply: &Packet, request: &Packet, nas_secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    radius::encode_response(reply, &request.authenticator, nas_secret)
+pub fn encode(
+    reply: &Packet,
+    request: &Packet,
+    nas_secret: &Secret,
+) -> Result<Vec<u8>, EncodeError> {
+    radius::encode_response(reply, &request.authenticator, nas_secret.signing())
 }
 
 /// The attributes of an upstream reply, made fit for the NAS: no Message-Authenticator
@@ -157,10 +162,8 @@ fn reencrypt(
 ) -> Result<Vec<u8>, RelayError> {
     let result = match how {
         Hidden::Password => crypt::reencrypt_password(value, from, to),
-        Hidden::Salted => crypt::reencrypt_salted(value, from, to, salts.next_salt()),
-        Hidden::TaggedSalted => {
-            crypt::reencrypt_tunnel_password(value, from, to, salts.next_salt())
-        }
+        Hidden::Salted => crypt::reencrypt_salted(value, from, to, salts),
+        Hidden::TaggedSalted => crypt::reencrypt_tunnel_password(value, from, to, salts),
     };
     result.map_err(|_| RelayError::BadHiddenAttribute)
 }

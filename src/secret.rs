@@ -7,31 +7,40 @@
 use std::fmt;
 
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
-/// A secret byte string.
+use crate::radius::{PreparedSecret, SigningSecret};
+
+/// A secret byte string. It also carries its HMAC-MD5 key schedule, computed once, so a
+/// RADIUS shared secret signs and verifies Message-Authenticators without redoing it for
+/// every packet.
 #[derive(Clone)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret(PreparedSecret);
 
 impl Secret {
-    /// Wraps secret bytes.
+    /// Wraps secret bytes (the copy is wiped on drop).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(Zeroizing::new(bytes.into()))
+        let bytes = zeroize::Zeroizing::new(bytes.into());
+        Self(PreparedSecret::new(&bytes))
     }
 
     /// The secret bytes, for the one place that needs them (hashing, signing).
     pub fn expose(&self) -> &[u8] {
+        self.0.octets()
+    }
+
+    /// The form the codec signs and verifies with.
+    pub fn signing(&self) -> &PreparedSecret {
         &self.0
     }
 
     /// Its length in octets.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.expose().len()
     }
 
     /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
@@ -49,7 +58,7 @@ impl fmt::Display for Secret {
 
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        self.expose().ct_eq(other.expose()).into()
     }
 }
 

@@ -416,7 +416,8 @@ impl Pool {
             packet.push(attr::USER_PASSWORD, hidden);
         }
         packet.attributes.extend(out.attributes.iter().cloned());
-        let bytes = radius::encode_request(&packet, secret).map_err(|_| Failure::Unencodable)?;
+        let bytes = radius::encode_request(&packet, self.settings.secret.signing())
+            .map_err(|_| Failure::Unencodable)?;
         let mut slot = slot;
         if out.code.has_computed_request_authenticator() {
             // Accounting: the authenticator was computed from the packet, and the
@@ -557,7 +558,7 @@ fn deliver(socket: &PoolSocket, settings: &UpstreamSettings, datagram: &[u8]) ->
     let Some(waiter) = slots.pending.get(&id) else {
         return false;
     };
-    let secret = settings.secret.expose();
+    let secret = settings.secret.signing();
     let Ok(verified) = radius::verify_response(datagram, &waiter.authenticator, secret) else {
         return false;
     };

@@ -9,6 +9,8 @@
 use md5::{Digest, Md5};
 use zeroize::Zeroizing;
 
+use super::attr;
+use super::packet::Packet;
 use super::random;
 
 /// The longest User-Password RFC 2865 §5.2 allows.
@@ -34,6 +36,9 @@ pub enum CryptError {
     /// The decrypted length octet exceeds the data (wrong secret or authenticator).
     #[error("decrypted length octet does not fit: wrong secret or authenticator")]
     BadInnerLength,
+    /// A Microsoft Vendor-Specific attribute that is not a sequence of sub-attributes.
+    #[error("Microsoft Vendor-Specific attribute is malformed")]
+    MalformedVendorSpecific,
 }
 
 /// The key material one side of a proxy uses for hidden attributes.
@@ -95,10 +100,7 @@ pub fn unhide_password(
     hidden: &[u8],
     keying: Keying<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, CryptError> {
-    let len = hidden.len();
-    if len == 0 || len % 16 != 0 || len > MAX_PASSWORD_LEN {
-        return Err(CryptError::BadHiddenLength(len));
-    }
+    check_hidden_len(hidden.len())?;
     let mut out = Zeroizing::new(hidden.to_vec());
     stream(
         &mut out,
@@ -111,13 +113,39 @@ pub fn unhide_password(
     Ok(out)
 }
 
+/// A hidden User-Password is 16..=128 octets, a multiple of 16 (RFC 2865 §5.2).
+fn check_hidden_len(len: usize) -> Result<(), CryptError> {
+    if len == 0 || !len.is_multiple_of(16) || len > MAX_PASSWORD_LEN {
+        return Err(CryptError::BadHiddenLength(len));
+    }
+    Ok(())
+}
+
 /// Moves a hidden User-Password from one keying to another.
+///
+/// The value is decrypted and re-encrypted in one buffer, block for block with its
+/// padding, so the receiver reveals exactly what the sender hid and no separate copy
+/// of the password is made (this runs for every forwarded request).
 pub fn reencrypt_password(
     hidden: &[u8],
     from: Keying<'_>,
     to: Keying<'_>,
 ) -> Result<Vec<u8>, CryptError> {
-    hide_password(&unhide_password(hidden, from)?, to)
+    check_hidden_len(hidden.len())?;
+    let mut out = hidden.to_vec();
+    stream(
+        &mut out,
+        from.secret,
+        md5_pair(from.secret, from.authenticator),
+        false,
+    );
+    stream(
+        &mut out,
+        to.secret,
+        md5_pair(to.secret, to.authenticator),
+        true,
+    );
+    Ok(out)
 }
 
 /// Unique salts for the salted attributes of one packet: RFC 2868 §3.5 wants the
@@ -137,6 +165,13 @@ impl Salts {
     pub fn next_salt(&mut self) -> [u8; 2] {
         self.0 = self.0.wrapping_add(1);
         (self.0 | 0x8000).to_be_bytes()
+    }
+
+    /// The next salt that is not `old`, so a re-encrypted value never keeps the salt it
+    /// arrived with. Two consecutive salts always differ, so one skip is enough.
+    fn next_salt_except(&mut self, old: &[u8; 2]) -> [u8; 2] {
+        let salt = self.next_salt();
+        if salt == *old { self.next_salt() } else { salt }
     }
 }
 
@@ -176,7 +211,7 @@ pub fn salt_decrypt(value: &[u8], keying: Keying<'_>) -> Result<Zeroizing<Vec<u8
     let Some((salt, cipher)) = value.split_first_chunk::<2>() else {
         return Err(CryptError::BadSalt);
     };
-    if salt[0] & 0x80 == 0 || cipher.is_empty() || cipher.len() % 16 != 0 {
+    if salt[0] & 0x80 == 0 || cipher.is_empty() || !cipher.len().is_multiple_of(16) {
         return Err(CryptError::BadSalt);
     }
     let mut data = Zeroizing::new(cipher.to_vec());
@@ -192,14 +227,19 @@ pub fn salt_decrypt(value: &[u8], keying: Keying<'_>) -> Result<Zeroizing<Vec<u8
     Ok(Zeroizing::new(data[1..=len].to_vec()))
 }
 
-/// Moves a salt-encrypted value to another keying, with a fresh salt.
+/// Moves a salt-encrypted value (`salt ‖ ciphertext`) to another keying, with a fresh
+/// salt from `salts` that differs from the value's old salt.
+///
+/// Use one [`Salts`] per outgoing packet so that every salt in it is unique.
 pub fn reencrypt_salted(
     value: &[u8],
     from: Keying<'_>,
     to: Keying<'_>,
-    salt: [u8; 2],
+    salts: &mut Salts,
 ) -> Result<Vec<u8>, CryptError> {
-    salt_encrypt(&salt_decrypt(value, from)?, to, salt)
+    let plain = salt_decrypt(value, from)?;
+    let old = value.first_chunk::<2>().ok_or(CryptError::BadSalt)?;
+    salt_encrypt(&plain, to, salts.next_salt_except(old))
 }
 
 /// Encrypts a Tunnel-Password value: `tag ‖ salt ‖ E(len ‖ password ‖ padding)`.
@@ -223,13 +263,85 @@ pub fn tunnel_password_decrypt(
     Ok((*tag, salt_decrypt(rest, keying)?))
 }
 
-/// Moves a Tunnel-Password value to another keying, keeping its tag, with a fresh salt.
+/// Moves a Tunnel-Password value to another keying, keeping its tag, with a fresh salt
+/// from `salts` that differs from the old one.
 pub fn reencrypt_tunnel_password(
     value: &[u8],
     from: Keying<'_>,
     to: Keying<'_>,
-    salt: [u8; 2],
+    salts: &mut Salts,
 ) -> Result<Vec<u8>, CryptError> {
-    let (tag, plain) = tunnel_password_decrypt(value, from)?;
-    tunnel_password_encrypt(tag, &plain, to, salt)
+    let (tag, rest) = value.split_first().ok_or(CryptError::BadSalt)?;
+    let mut out = vec![*tag];
+    out.extend_from_slice(&reencrypt_salted(rest, from, to, salts)?);
+    Ok(out)
+}
+
+/// Re-encrypts every salted attribute of a reply from one keying to another:
+/// Tunnel-Password (69) and the Microsoft MS-MPPE-Send-Key/Recv-Key (26/311/16–17),
+/// each with a salt unique within the packet. Returns how many values were moved.
+///
+/// A proxy must do this to every Accept it relays (RFC 2868 §3.5, RFC 2548 §2.4.2–3):
+/// the keying is (upstream secret, upstream Request Authenticator) on the way in and
+/// (NAS secret, Request Authenticator of the NAS request being answered) on the way out.
+/// On error the packet is left unchanged, and should be dropped.
+pub fn reencrypt_salted_attributes(
+    packet: &mut Packet,
+    from: Keying<'_>,
+    to: Keying<'_>,
+) -> Result<usize, CryptError> {
+    let mut salts = Salts::new();
+    let mut updates = Vec::new();
+    for (i, a) in packet.attributes.iter().enumerate() {
+        let value = match a.typ {
+            attr::TUNNEL_PASSWORD => reencrypt_tunnel_password(&a.value, from, to, &mut salts)?,
+            attr::VENDOR_SPECIFIC => match reencrypt_mppe_keys(&a.value, from, to, &mut salts)? {
+                Some(value) => value,
+                None => continue,
+            },
+            _ => continue,
+        };
+        updates.push((i, value));
+    }
+    let count = updates.len();
+    for (i, value) in updates {
+        packet.attributes[i].value = value;
+    }
+    Ok(count)
+}
+
+/// The value of a Vendor-Specific attribute with its MS-MPPE keys re-encrypted, or
+/// `None` if it holds none. A Microsoft VSA that does not split is refused: its keys
+/// could not be re-encrypted, and passing them on would break the VPN's encryption.
+fn reencrypt_mppe_keys(
+    vsa: &[u8],
+    from: Keying<'_>,
+    to: Keying<'_>,
+    salts: &mut Salts,
+) -> Result<Option<Vec<u8>>, CryptError> {
+    if vsa.first_chunk::<4>() != Some(&attr::VENDOR_MICROSOFT.to_be_bytes()) {
+        return Ok(None);
+    }
+    let (vendor, subs) = attr::split_vsa(vsa).ok_or(CryptError::MalformedVendorSpecific)?;
+    let is_key = |t| t == attr::MS_MPPE_SEND_KEY || t == attr::MS_MPPE_RECV_KEY;
+    if !subs.iter().any(|s| is_key(s.vendor_type)) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(vsa.len());
+    out.extend_from_slice(&vendor.to_be_bytes());
+    for sub in subs {
+        let moved;
+        let value = if is_key(sub.vendor_type) {
+            moved = reencrypt_salted(sub.value, from, to, salts)?;
+            &moved[..]
+        } else {
+            sub.value
+        };
+        out.push(sub.vendor_type);
+        // Cannot truncate: a re-encrypted value is never longer than the original (its
+        // padding is minimal), and the original fitted in the sub-attribute.
+        out.push((value.len() + 2) as u8);
+        out.extend_from_slice(value);
+    }
+    Ok(Some(out))
 }

@@ -9,12 +9,17 @@ pub mod code;
 pub mod crypt;
 pub mod dictionary;
 pub mod display;
+pub mod fuzz;
 pub mod packet;
 pub mod random;
 
 pub use auth::{
-    AuthError, Verified, encode_request, encode_response, verify_request, verify_response,
+    AuthError, PreparedSecret, SigningSecret, Verified, encode_request, encode_response,
+    verify_request, verify_response,
 };
 pub use code::Code;
 pub use crypt::{CryptError, Keying, Salts};
 pub use packet::{Attribute, DecodeError, EncodeError, Packet};
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@
 
 use super::attr;
 use super::code::Code;
+use super::random;
 
 /// The size of the fixed header: code, identifier, length, authenticator.
 pub const HEADER_LEN: usize = 20;
@@ -62,6 +63,9 @@ pub enum DecodeError {
 }
 
 /// Why a packet cannot be encoded.
+///
+/// Encoding refuses everything decoding refuses, so that every packet we send is one
+/// we would accept ourselves, and `decode(encode(p)) == p` for every encodable `p`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     /// The encoded packet would exceed 4096 octets.
@@ -75,6 +79,18 @@ pub enum EncodeError {
         /// The value's length.
         len: usize,
     },
+    /// An attribute with type 0, which is reserved.
+    #[error("attribute type 0 is reserved")]
+    ReservedType,
+    /// More than [`MAX_ATTRIBUTES`] attributes.
+    #[error("{0} attributes, more than {MAX_ATTRIBUTES}")]
+    TooManyAttributes(usize),
+    /// A second copy of an attribute that may appear once.
+    #[error("attribute {0} appears more than once")]
+    Duplicate(u8),
+    /// A Message-Authenticator whose value is not 16 octets.
+    #[error("Message-Authenticator of {0} octets, not 16")]
+    BadMessageAuthenticator(usize),
 }
 
 /// One attribute, raw: its type octet and value octets.
@@ -120,6 +136,13 @@ const SINGLETONS: [u8; 5] = [
     attr::MESSAGE_AUTHENTICATOR,
 ];
 
+/// For a singleton type: `Some(true)` the first time it is seen, `Some(false)` after.
+/// `None` for types that may repeat.
+fn first_sighting(seen: &mut [bool; SINGLETONS.len()], typ: u8) -> Option<bool> {
+    let i = SINGLETONS.iter().position(|t| *t == typ)?;
+    Some(!std::mem::replace(&mut seen[i], true))
+}
+
 impl Packet {
     /// A packet with no attributes.
     pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Self {
@@ -131,28 +154,24 @@ impl Packet {
         }
     }
 
+    /// A request with a fresh Request Authenticator from the operating system's CSPRNG
+    /// (RFC 2865 §3: unpredictable and unique over the lifetime of the secret).
+    ///
+    /// For Accounting, CoA and Disconnect requests the authenticator is computed when
+    /// the packet is encoded ([`super::auth::encode_request`]), replacing this value.
+    pub fn new_request(code: Code, identifier: u8) -> Self {
+        Self::new(code, identifier, random::bytes16())
+    }
+
     /// Decodes a datagram. Octets past the Length field are padding and ignored.
     pub fn decode(datagram: &[u8]) -> Result<Self, DecodeError> {
         let raw = packet_bytes(datagram)?;
         let code = Code::from_u8(raw[0]).ok_or(DecodeError::UnknownCode(raw[0]))?;
         let mut attributes = Vec::with_capacity(16);
-        let mut seen = [false; SINGLETONS.len()];
+        let mut rules = AttrRules::default();
         for item in AttrIter::new(raw) {
             let (offset, typ, value) = item?;
-            if typ == 0 {
-                return Err(DecodeError::ReservedType(offset));
-            }
-            if attributes.len() == MAX_ATTRIBUTES {
-                return Err(DecodeError::TooManyAttributes);
-            }
-            if let Some(i) = SINGLETONS.iter().position(|t| *t == typ) {
-                if std::mem::replace(&mut seen[i], true) {
-                    return Err(DecodeError::Duplicate(typ));
-                }
-            }
-            if typ == attr::MESSAGE_AUTHENTICATOR && value.len() != 16 {
-                return Err(DecodeError::BadMessageAuthenticator(value.len()));
-            }
+            rules.check(offset, typ, value)?;
             attributes.push(Attribute {
                 typ,
                 value: value.to_vec(),
@@ -181,8 +200,10 @@ impl Packet {
     /// Encodes the packet with its Authenticator field as it stands.
     ///
     /// Signing (Response Authenticator, Message-Authenticator) is done on these bytes by
-    /// [`super::auth`]. Never truncates: too long a packet or value is an error.
+    /// [`super::auth`]. Never truncates: too long a packet or value is an error, and so
+    /// is anything [`Packet::decode`] would refuse.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        self.check_encodable()?;
         let len = self.encoded_len();
         if len > MAX_PACKET_LEN {
             return Err(EncodeError::TooLong(len));
@@ -194,17 +215,36 @@ impl Packet {
         out.extend_from_slice(&(len as u16).to_be_bytes());
         out.extend_from_slice(&self.authenticator);
         for a in &self.attributes {
-            if a.value.len() > MAX_VALUE_LEN {
-                return Err(EncodeError::ValueTooLong {
-                    typ: a.typ,
-                    len: a.value.len(),
-                });
-            }
             out.push(a.typ);
+            // Cannot truncate: check_encodable bounded every value to 253 octets.
             out.push((a.value.len() + 2) as u8);
             out.extend_from_slice(&a.value);
         }
         Ok(out)
+    }
+
+    /// The attribute rules of [`Packet::decode`], applied before encoding.
+    fn check_encodable(&self) -> Result<(), EncodeError> {
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(EncodeError::TooManyAttributes(self.attributes.len()));
+        }
+        let mut seen = [false; SINGLETONS.len()];
+        for a in &self.attributes {
+            let len = a.value.len();
+            if len > MAX_VALUE_LEN {
+                return Err(EncodeError::ValueTooLong { typ: a.typ, len });
+            }
+            if a.typ == 0 {
+                return Err(EncodeError::ReservedType);
+            }
+            if first_sighting(&mut seen, a.typ) == Some(false) {
+                return Err(EncodeError::Duplicate(a.typ));
+            }
+            if a.typ == attr::MESSAGE_AUTHENTICATOR && len != 16 {
+                return Err(EncodeError::BadMessageAuthenticator(len));
+            }
+        }
+        Ok(())
     }
 
     /// The value of the first attribute of this type.
@@ -253,14 +293,29 @@ impl Packet {
     /// it in. First, because BlastRADIUS hardening (CVE-2024-3596) wants the MAC to
     /// precede any attacker-influenced attribute.
     pub fn set_message_authenticator_first(&mut self) {
-        self.remove(attr::MESSAGE_AUTHENTICATOR);
-        self.attributes.insert(
-            0,
-            Attribute {
-                typ: attr::MESSAGE_AUTHENTICATOR,
-                value: vec![0; 16],
-            },
-        );
+        // Keep the first copy (and its allocation: this runs for every packet we sign),
+        // drop any other, then move the kept one to the front.
+        let mut kept = false;
+        self.attributes.retain(|a| {
+            a.typ != attr::MESSAGE_AUTHENTICATOR || !std::mem::replace(&mut kept, true)
+        });
+        let at = self
+            .attributes
+            .iter()
+            .position(|a| a.typ == attr::MESSAGE_AUTHENTICATOR);
+        match at {
+            Some(at) => self.attributes[..=at].rotate_right(1),
+            None => self.attributes.insert(
+                0,
+                Attribute {
+                    typ: attr::MESSAGE_AUTHENTICATOR,
+                    value: Vec::new(),
+                },
+            ),
+        }
+        let value = &mut self.attributes[0].value;
+        value.clear();
+        value.resize(16, 0);
     }
 
     /// User-Name, if present.
@@ -302,6 +357,40 @@ pub fn packet_bytes(datagram: &[u8]) -> Result<&[u8], DecodeError> {
         length,
         actual: datagram.len(),
     })
+}
+
+/// The per-attribute rules of decoding, shared with the verifiers in [`super::auth`] so
+/// that a packet verifies only if it also decodes.
+#[derive(Default)]
+pub(crate) struct AttrRules {
+    count: usize,
+    seen: [bool; SINGLETONS.len()],
+}
+
+impl AttrRules {
+    /// Checks the next attribute: type 0 is reserved, at most [`MAX_ATTRIBUTES`], no
+    /// second copy of a singleton, a Message-Authenticator of exactly 16 octets.
+    pub(crate) fn check(
+        &mut self,
+        offset: usize,
+        typ: u8,
+        value: &[u8],
+    ) -> Result<(), DecodeError> {
+        if typ == 0 {
+            return Err(DecodeError::ReservedType(offset));
+        }
+        if self.count == MAX_ATTRIBUTES {
+            return Err(DecodeError::TooManyAttributes);
+        }
+        self.count += 1;
+        if first_sighting(&mut self.seen, typ) == Some(false) {
+            return Err(DecodeError::Duplicate(typ));
+        }
+        if typ == attr::MESSAGE_AUTHENTICATOR && value.len() != 16 {
+            return Err(DecodeError::BadMessageAuthenticator(value.len()));
+        }
+        Ok(())
+    }
 }
 
 /// The attribute types of a packet's octets (as returned by [`packet_bytes`]), in
@@ -494,5 +583,39 @@ mod tests {
         p.set_message_authenticator_first();
         assert_eq!(p.attributes[0].typ, 80);
         assert_eq!(p.attributes.iter().filter(|a| a.typ == 80).count(), 1);
+        assert_eq!(p.attributes[0].value, [0; 16]);
+    }
+
+    #[test]
+    fn message_authenticator_first_keeps_the_other_attributes_in_order() {
+        let typs = |p: &Packet| p.attributes.iter().map(|a| a.typ).collect::<Vec<_>>();
+        let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
+        for (typ, value) in [
+            (33, vec![1]),
+            (80, vec![7; 16]),
+            (33, vec![2]),
+            (80, vec![9; 3]),
+            (18, vec![]),
+        ] {
+            p.push(typ, value);
+        }
+        p.set_message_authenticator_first();
+        assert_eq!(typs(&p), [80, 33, 33, 18]);
+        assert_eq!(p.proxy_states().collect::<Vec<_>>(), [[1], [2]]);
+        assert_eq!(p.attributes[0].value, [0; 16]);
+        // Already first: zeroed in place.
+        p.attributes[0].value = vec![5; 16];
+        p.set_message_authenticator_first();
+        assert_eq!(
+            (typs(&p), p.attributes[0].value.clone()),
+            (vec![80, 33, 33, 18], vec![0; 16])
+        );
+        // Absent: inserted.
+        let mut q = Packet::new(Code::AccessReject, 1, [0; 16]);
+        q.set_message_authenticator_first();
+        assert_eq!(
+            (typs(&q), q.attributes[0].value.clone()),
+            (vec![80], vec![0; 16])
+        );
     }
 }

@@ -289,7 +289,7 @@ fn sigterm_with_a_request_stuck_upstream_exits_zero_within_the_grace_period() ->
     assert!(
         messages
             .iter()
-            .any(|m| m.contains("1 requests still in progress")),
+            .any(|m| m.contains("requests still in progress after 1s: 1;")),
         "the daemon says it gave up on the stuck request:\n{messages:#?}"
     );
     assert_eq!(
