@@ -34,6 +34,7 @@ use super::phone::Phone;
 use super::provider::{self, Common, ProviderError};
 use crate::config::ConfigError;
 use crate::secret::Secret;
+use crate::store::{CodeCheck, CodePurpose, Store, StoreError};
 
 /// Why an SMS could not be sent through the gateway.
 pub type SmsError = ProviderError;
@@ -702,6 +703,136 @@ fn auth(raw: Option<RawAuth>, base: &Path) -> Result<Auth, ConfigError> {
             "sms.auth.type",
             "must be \"basic\" or \"bearer\"",
         )),
+    }
+}
+
+/// A code recorded in the store and the text message that carries it, ready to deliver.
+pub struct IssuedSms {
+    /// Where it goes.
+    pub phone: Phone,
+    message: Zeroizing<String>,
+}
+
+impl fmt::Debug for IssuedSms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedSms")
+            .field("phone", &self.phone)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a code could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendCodeError {
+    /// The user has no number for this (a verified one for logins, a pending one for enrolment).
+    #[error("no phone number to send a code to")]
+    NoPhone,
+    /// The send limits refuse it now.
+    #[error("SMS limit reached ({0:?})")]
+    Limited(Limited),
+    /// The gateway failed; the code is recorded but did not go out.
+    #[error(transparent)]
+    Provider(SmsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The OS random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+impl SendCodeError {
+    /// Whether the SMS provider is unreachable — where `fail_mode` applies. A limit, a
+    /// missing number or a store failure never fails open.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Provider(e) if e.is_outage())
+    }
+}
+
+impl SmsSettings {
+    /// Makes a code for `user`, records it with the send in the store if the limits allow,
+    /// and returns it ready to deliver. **Blocks** (SQLite): from async code use
+    /// [`SmsSettings::send_code`].
+    pub fn issue(
+        &self,
+        store: &Store,
+        user: &str,
+        purpose: CodePurpose,
+    ) -> Result<IssuedSms, SendCodeError> {
+        self.issuer().issue_with(store, user, purpose)
+    }
+
+    /// Sends an issued code through the gateway.
+    pub async fn deliver(&self, issued: &IssuedSms) -> Result<(), SmsError> {
+        self.gateway.send(&issued.phone, &issued.message).await
+    }
+
+    /// [`SmsSettings::issue`] on the blocking pool, then [`SmsSettings::deliver`]. Returns
+    /// the number it went to (show it masked: "code sent to +47 ••• •• 123").
+    pub async fn send_code(
+        &self,
+        store: &Store,
+        user: &str,
+        purpose: CodePurpose,
+    ) -> Result<Phone, SendCodeError> {
+        let (store, user, settings) = (store.clone(), user.to_owned(), self.issuer());
+        let issued =
+            tokio::task::spawn_blocking(move || settings.issue_with(&store, &user, purpose))
+                .await
+                .map_err(|_| SendCodeError::Store(StoreError::PoolTimeout))??;
+        self.deliver(&issued)
+            .await
+            .map_err(SendCodeError::Provider)?;
+        Ok(issued.phone)
+    }
+
+    /// Checks a typed code on the blocking pool (see [`Store::check_sms_code`]).
+    pub async fn check_code(
+        store: &Store,
+        user: &str,
+        purpose: CodePurpose,
+        typed: &str,
+    ) -> Result<CodeCheck, StoreError> {
+        let (store, user) = (store.clone(), user.to_owned());
+        let typed = Zeroizing::new(typed.to_owned());
+        tokio::task::spawn_blocking(move || store.check_sms_code(&user, purpose, &typed))
+            .await
+            .map_err(|_| StoreError::PoolTimeout)?
+    }
+
+    fn issuer(&self) -> Issuer {
+        Issuer {
+            codes: self.codes.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+/// The owned part of the settings `issue` needs, for the blocking pool.
+struct Issuer {
+    codes: CodeSettings,
+    limits: SmsLimits,
+}
+
+impl Issuer {
+    fn issue_with(
+        &self,
+        store: &Store,
+        user: &str,
+        purpose: CodePurpose,
+    ) -> Result<IssuedSms, SendCodeError> {
+        let code = generate_code(self.codes.digits).map_err(|_| SendCodeError::Random)?;
+        let issued = store
+            .issue_sms_code(user, purpose, &code, &self.codes, &self.limits)
+            .map_err(|e| match e {
+                StoreError::NoPhone(_) => SendCodeError::NoPhone,
+                e => SendCodeError::Store(e),
+            })?
+            .map_err(SendCodeError::Limited)?;
+        Ok(IssuedSms {
+            phone: issued.phone,
+            message: self.codes.message_for(&code),
+        })
     }
 }
 
