@@ -1,7 +1,6 @@
 //! Pending push approvals: a login waiting for the user's phone, and the phone's answer.
 //!
-//! [`Approvals::begin`] registers a login (bound to user, NAS client, NAS address and
-//! station) and returns a bearer token for the phone's approve/deny links and, with
+//! [`Approvals::begin`] registers a login (bound to user, NAS address and station) and returns a bearer token for the phone's approve/deny links and, with
 //! number matching, the 2-digit number the VPN prompt shows plus the three numbers the
 //! push offers. [`Approvals::resolve`] is what the approval API (see [`http`]) calls when
 //! the phone answers; [`Approvals::wait`] is what the RADIUS side awaits. Waiting is a
@@ -26,8 +25,9 @@
 
 pub mod http;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -196,12 +196,13 @@ impl ApprovalSettings {
 }
 
 /// What binds an approval to one login: a retry of the same login joins it.
+///
+/// The NAS's address stands for its client too (one address belongs to one client), so
+/// the client's name is not repeated here: 100,000 pending logins, 100,000 fewer strings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LoginKey {
     /// The normalised user name.
     pub user: String,
-    /// The client (NAS) name.
-    pub client: String,
     /// The NAS's source address.
     pub nas: IpAddr,
     /// Calling-Station-Id as sent, if any.
@@ -212,7 +213,6 @@ impl From<&crate::challenge::Binding> for LoginKey {
     fn from(b: &crate::challenge::Binding) -> Self {
         Self {
             user: b.user.clone(),
-            client: b.client.clone(),
             nas: b.nas,
             station: b.station.clone(),
         }
@@ -421,22 +421,45 @@ struct Entry {
     number: Option<u8>,
     expires: Instant,
     status: Status,
+    /// An approval handed to a later login by `begin`: it serves no further login, but
+    /// stays (until it expires) so that waiters woken by it still read `Approved`.
+    claimed: bool,
     notify: Arc<Notify>,
 }
 
-/// Recent pushes of one user, for the cap.
+/// Recent pushes of one user, for the cap. Times are whole seconds since the table's
+/// `epoch`, to keep 100,000 users small.
 #[derive(Default)]
 struct UserPushes {
-    sent: VecDeque<Instant>,
-    disabled_until: Option<Instant>,
+    /// When each push in the window went out, oldest first (at most `max_pushes`).
+    sent: Vec<u32>,
+    /// Push is disabled until then (0: not disabled).
+    disabled_until: u32,
 }
 
-#[derive(Default)]
 struct Table {
     entries: HashMap<[u8; 16], Entry>,
     /// Live entry per login. `Arc` so the key is stored once for both maps.
     by_login: HashMap<Arc<LoginKey>, [u8; 16]>,
-    users: HashMap<String, UserPushes>,
+    /// Keyed by a hash of the user name under a random key (`hasher`): a collision between
+    /// two of 100,000 names is a 1-in-10^9 event and would only share a push cap, while
+    /// storing the names again would cost ~50 bytes a user.
+    users: HashMap<u64, UserPushes>,
+    hasher: RandomState,
+    /// The zero of `UserPushes` times.
+    epoch: Instant,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            by_login: HashMap::new(),
+            users: HashMap::new(),
+            hasher: RandomState::new(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// The registry. `Send + Sync`; share it in an `Arc` between the RADIUS side and the API.
@@ -481,13 +504,13 @@ impl Approvals {
         if let Some(found) = table.existing(&login, now) {
             return Ok(found);
         }
-        table.admit(&login.user, &self.policy, now)?;
         if table.entries.len() >= self.policy.max_pending {
             table.purge(now, self.policy.push_window);
             if table.entries.len() >= self.policy.max_pending {
                 return Err(Refusal::Full);
             }
         }
+        table.admit(&login.user, &self.policy, now)?;
         let token = Token::generate();
         let (number, offered) = if self.policy.number_matching {
             let (n, offered) = numbers();
@@ -505,6 +528,7 @@ impl Approvals {
                 number,
                 expires: now + self.policy.ttl,
                 status: Status::Pending,
+                claimed: false,
                 notify: Arc::new(Notify::new()),
             },
         );
@@ -560,9 +584,8 @@ impl Approvals {
     /// where it stands then ([`Status::Pending`] at the deadline). Holds no thread and no
     /// lock while waiting. Does not use the approval up (see [`Approvals::finish`]).
     pub async fn wait(&self, id: ApprovalId, deadline: Instant) -> Status {
-        let (notify, expires) = match self.lookup(id, |e| (e.notify.clone(), e.expires)) {
-            Some(found) => found,
-            None => return Status::Expired,
+        let Some((notify, expires)) = self.lookup(id, |e| (e.notify.clone(), e.expires)) else {
+            return Status::Expired;
         };
         let notified = notify.notified();
         tokio::pin!(notified);
@@ -624,19 +647,20 @@ impl Table {
     /// A live entry for `login`, as a [`Begin`]; expired ones are dropped on the way.
     fn existing(&mut self, login: &LoginKey, now: Instant) -> Option<Begin> {
         let id = *self.by_login.get(login)?;
-        let Some(entry) = self.entries.get(&id) else {
+        let Some(entry) = self.entries.get_mut(&id) else {
             self.by_login.remove(login);
             return None;
         };
-        let status = entry.status;
         if entry.expires <= now {
             self.remove(id);
             return None;
         }
-        match status {
+        match entry.status {
             Status::Pending => Some(Begin::Joined(ApprovalId(id))),
+            // Used up: a new approval for this login replaces it in `by_login`.
+            Status::Approved if entry.claimed => None,
             Status::Approved => {
-                self.remove(id);
+                entry.claimed = true;
                 Some(Begin::Approved)
             }
             Status::Denied(_) => Some(Begin::Denied),
@@ -649,30 +673,36 @@ impl Table {
 
     /// Applies the per-user push cap and, if allowed, counts a push.
     fn admit(&mut self, user: &str, policy: &ApprovalPolicy, now: Instant) -> Result<(), Refusal> {
-        let pushes = self.users.entry(user.to_owned()).or_default();
-        if let Some(until) = pushes.disabled_until {
-            if now < until {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        // +1 so that 0 can mean "never" in `disabled_until`.
+        let now_s = secs(now.duration_since(self.epoch)).saturating_add(1);
+        let key = self.hasher.hash_one(user);
+        let pushes = self.users.entry(key).or_default();
+        if pushes.disabled_until != 0 {
+            if now_s < pushes.disabled_until {
+                let left = pushes.disabled_until - now_s;
+                let until = now + Duration::from_secs(u64::from(left));
                 return Err(Refusal::Capped {
                     until,
                     alert: false,
                 });
             }
-            pushes.disabled_until = None;
+            pushes.disabled_until = 0;
         }
-        while pushes
-            .sent
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= policy.push_window)
-        {
-            pushes.sent.pop_front();
-        }
+        let window = secs(policy.push_window);
+        pushes.sent.retain(|&t| now_s - t < window);
         if pushes.sent.len() >= policy.max_pushes as usize {
-            let until = now + policy.push_lockout;
-            pushes.disabled_until = Some(until);
-            pushes.sent.clear();
-            return Err(Refusal::Capped { until, alert: true });
+            pushes.disabled_until = now_s.saturating_add(secs(policy.push_lockout));
+            pushes.sent = Vec::new();
+            return Err(Refusal::Capped {
+                until: now + policy.push_lockout,
+                alert: true,
+            });
         }
-        pushes.sent.push_back(now);
+        if pushes.sent.capacity() == 0 {
+            pushes.sent.reserve_exact(policy.max_pushes as usize);
+        }
+        pushes.sent.push(now_s);
         Ok(())
     }
 
@@ -703,12 +733,13 @@ impl Table {
                 self.unlink(&entry.login, id);
             }
         }
+        let now_s = u32::try_from(now.duration_since(self.epoch).as_secs())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let window = u32::try_from(window.as_secs()).unwrap_or(u32::MAX);
         self.users.retain(|_, p| {
-            let active = p
-                .sent
-                .back()
-                .is_some_and(|&t| now.duration_since(t) < window);
-            active || p.disabled_until.is_some_and(|u| now < u)
+            let active = p.sent.last().is_some_and(|&t| now_s - t < window);
+            active || now_s < p.disabled_until
         });
     }
 }

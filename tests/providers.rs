@@ -209,7 +209,6 @@ impl Drop for Api {
 fn login(user: &str) -> LoginKey {
     LoginKey {
         user: user.into(),
-        client: "vpn1".into(),
         nas: "127.0.0.1".parse().unwrap(),
         station: Some(b"203.0.113.7".to_vec()),
     }
@@ -928,4 +927,77 @@ async fn ten_thousand_pending_approvals_hold_no_threads() {
         "{:?}",
         began.elapsed()
     );
+}
+
+// ------------------------------------------------------------------ CLI set-phone
+
+/// Input for the CLI that answers the code prompt with the code from the SMS the
+/// receiver got (waiting for it), then `extra` lines.
+struct CodeFromSms {
+    sms: std::sync::mpsc::Receiver<Seen>,
+    wrong_first: bool,
+    pending: Vec<u8>,
+}
+
+impl std::io::Read for CodeFromSms {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pending.is_empty() {
+            let Ok(seen) = self.sms.recv_timeout(Duration::from_secs(10)) else {
+                return Ok(0);
+            };
+            let code = code_in(&seen);
+            let wrong = if self.wrong_first { "000000\n" } else { "" };
+            self.pending = format!("{wrong}{code}\n").into_bytes();
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+#[test]
+fn cli_set_phone_verifies_the_number_with_the_code_sent_to_it() {
+    use portvakt::cli::CliIo;
+    use portvakt::cli::user::{Factors, UserCommand, run_with};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let gw = runtime.block_on(Receiver::start(false, Some(tx)));
+    let sms = sms_settings(&gw);
+    let fx = store_with_alice();
+    let store = &fx.store;
+    store.add_user("bob").unwrap();
+
+    let mut out = Vec::new();
+    let input = CodeFromSms {
+        sms: rx,
+        wrong_first: true,
+        pending: Vec::new(),
+    };
+    let mut io = CliIo::new(std::io::BufReader::new(input), &mut out);
+    let cmd = UserCommand::SetPhone {
+        user: "bob".into(),
+        number: "+47 912 34 567".into(),
+        verified: false,
+    };
+    run_with(store, cmd, &mut io, Factors { sms: Some(&sms) }).unwrap();
+    drop(io);
+    let shown = String::from_utf8(out).unwrap();
+    assert!(
+        shown.contains("A code was sent to +47 ••• •• 567."),
+        "{shown}"
+    );
+    assert!(shown.contains("That code is not right."), "{shown}");
+    assert!(
+        !shown.contains("91234567"),
+        "the full number is never printed: {shown}"
+    );
+    assert_eq!(
+        store.phone("bob").unwrap(),
+        Some(Phone::parse("+4791234567").unwrap())
+    );
+    assert_eq!(gw.seen()[0].json()["to"], "+4791234567");
+    assert!(store.user("bob").unwrap().unwrap().phone_verified);
+    drop(gw);
+    runtime.shutdown_timeout(Duration::from_secs(5));
 }

@@ -458,7 +458,6 @@ mod tests {
         });
         let login = LoginKey {
             user: "alice".into(),
-            client: "vpn1".into(),
             nas: "127.0.0.1".parse().unwrap(),
             station: None,
         };

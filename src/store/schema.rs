@@ -182,6 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn a_version_one_store_gains_the_method_tables_and_keeps_its_users() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO users (name, created_at, updated_at) VALUES ('alice', 1, 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let method: String = conn
+            .query_row(
+                "SELECT default_method FROM users WHERE name = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(method, "push");
+        let bad = conn.execute("UPDATE users SET default_method = 'call'", []);
+        assert!(bad.is_err(), "the CHECK constraint holds");
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();

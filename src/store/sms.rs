@@ -62,6 +62,9 @@ pub enum CodeCheck {
     Invalid,
 }
 
+/// A stored code: purpose, number key, nonce, MAC, expiry, attempts left.
+type CodeRow = (String, Vec<u8>, Vec<u8>, Vec<u8>, i64, u32);
+
 /// Nonce bytes mixed into each code's HMAC, so equal codes never give equal rows.
 const NONCE_BYTES: usize = 16;
 
@@ -152,7 +155,7 @@ impl Store {
             zeroize::Zeroizing::new(typed.chars().filter(|c| !matches!(c, ' ' | '-')).collect());
         self.write(|tx| {
             let id = user_id(tx, &name)?;
-            let row: Option<(String, Vec<u8>, Vec<u8>, Vec<u8>, i64, u32)> = tx
+            let row: Option<CodeRow> = tx
                 .query_row(
                     "SELECT purpose, number_key, nonce, mac, expires_at, attempts_left \
                      FROM sms_codes WHERE user_id = ?1",
