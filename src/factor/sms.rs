@@ -776,6 +776,8 @@ impl SmsSettings {
         purpose: CodePurpose,
     ) -> Result<Phone, SendCodeError> {
         let (store, user, settings) = (store.clone(), user.to_owned(), self.issuer());
+        // A blocking task that panicked or was cancelled counts as the store being
+        // unavailable (PoolTimeout): the caller fails closed.
         let issued =
             tokio::task::spawn_blocking(move || settings.issue_with(&store, &user, purpose))
                 .await
@@ -795,6 +797,7 @@ impl SmsSettings {
     ) -> Result<CodeCheck, StoreError> {
         let (store, user) = (store.clone(), user.to_owned());
         let typed = Zeroizing::new(typed.to_owned());
+        // A panicked or cancelled blocking task counts as the store being unavailable.
         tokio::task::spawn_blocking(move || store.check_sms_code(&user, purpose, &typed))
             .await
             .map_err(|_| StoreError::PoolTimeout)?
