@@ -26,7 +26,9 @@
 //! - [`mfa`]: checking second-factor codes against the store (off the async threads).
 //! - [`login`]: a challenge-aware RADIUS client (`portvakt login`, tests, tools).
 //! - [`username`]: user-name normalisation (case, realm stripping).
-//! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes.
+//! - [`factor`]: second factors; [`factor::totp`] verifies RFC 6238 codes, [`factor::sms`]
+//!   and [`factor::push`] reach the user's phone through HTTP providers.
+//! - [`approval`]: pending push approvals and the approval API phones answer.
 //! - [`store`]: the user store (SQLite), TOTP secrets sealed with XChaCha20-Poly1305.
 //! - [`cli`]: the `portvakt user …` administration commands.
 //! - [`origin`]: where a login comes from — the user's real address, read from the request.
@@ -34,6 +36,7 @@
 //! - [`policy`]: the pure decision — pass through, second factor, or reject — and `explain`.
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
 pub mod challenge;
 pub mod cli;

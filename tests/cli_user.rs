@@ -719,3 +719,122 @@ fn store_files_stay_private() {
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+// ---------------------------------------------------------------- phone, push, default
+
+#[test]
+fn add_push_makes_a_random_topic_and_shows_it_once() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    store.add_user("alice").unwrap();
+    let out = ok(&store, &["add-push", "alice", "--label", "work phone"], "");
+    let topic = out.lines().last().unwrap().to_owned();
+    assert!(topic.starts_with("pv-") && topic.len() == 25, "{out}");
+    let topics = store.push_topics("alice").unwrap();
+    assert_eq!(topics[0].1.as_str(), topic);
+    assert_eq!(topics[0].0.label, "work phone");
+    let shown = ok(&store, &["show", "alice"], "");
+    assert!(shown.contains("device 1 (work phone, ntfy)"), "{shown}");
+    assert!(
+        !shown.contains(&topic),
+        "show never prints the topic: {shown}"
+    );
+    assert!(!ok(&store, &["list", "--json"], "").contains(&topic));
+
+    let (result, _) = exec(&store, &["add-push", "alice", "--topic", "alice"], "");
+    assert!(
+        matches!(result, Err(CliError::Refused(_))),
+        "short topics are refused"
+    );
+    ok(
+        &store,
+        &[
+            "add-push",
+            "alice",
+            "--topic",
+            "alice",
+            "--allow-short-topic",
+        ],
+        "",
+    );
+    let (result, _) = exec(&store, &["add-push", "alice", "--topic", "a/b"], "");
+    assert!(matches!(result, Err(CliError::Refused(_))));
+    ok(&store, &["remove-push", "alice", "1"], "");
+    let (result, _) = exec(&store, &["remove-push", "alice", "1"], "");
+    assert_eq!(result.unwrap_err().exit_code(), 65);
+    assert_eq!(store.push_devices("alice").unwrap().len(), 1);
+}
+
+#[test]
+fn set_phone_needs_a_gateway_or_an_administrators_word() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    store.add_user("alice").unwrap();
+    let (result, _) = exec(&store, &["set-phone", "alice", "+4790000123"], "");
+    assert!(
+        matches!(result, Err(CliError::Refused(ref m)) if m.contains("--verified")),
+        "{result:?}"
+    );
+    assert_eq!(
+        store.pending_phone("alice").unwrap(),
+        None,
+        "nothing stored without a code"
+    );
+    let (result, _) = exec(
+        &store,
+        &["set-phone", "alice", "90000123", "--verified"],
+        "",
+    );
+    assert!(
+        matches!(result, Err(CliError::Refused(_))),
+        "no country code"
+    );
+    let out = ok(
+        &store,
+        &["set-phone", "alice", "+47 900 00 123", "--verified"],
+        "",
+    );
+    assert!(
+        out.contains("+47 ••• •• 123") && !out.contains("90000123"),
+        "{out}"
+    );
+    let shown = ok(&store, &["show", "alice"], "");
+    assert!(
+        shown.contains("phone:     +47 ••• •• 123 (verified)"),
+        "{shown}"
+    );
+    ok(&store, &["remove-phone", "alice"], "");
+    let (result, _) = exec(&store, &["remove-phone", "alice"], "");
+    assert!(matches!(result, Err(CliError::Refused(_))));
+}
+
+#[test]
+fn set_default_accepts_only_enrolled_methods() {
+    let fx = Fixture::new();
+    let store = fx.open();
+    store.add_user("alice").unwrap();
+    let shown = ok(&store, &["show", "alice"], "");
+    assert!(shown.contains("default:   push (usable: none)"), "{shown}");
+    let (result, _) = exec(&store, &["set-default", "alice", "sms"], "");
+    assert!(result.is_err());
+    assert!(UserCli::try_parse_from(["user", "set-default", "alice", "call"]).is_err());
+    ok(&store, &["import-totp", "alice", SEED], "");
+    ok(
+        &store,
+        &["set-phone", "alice", "+4790000123", "--verified"],
+        "",
+    );
+    ok(&store, &["set-default", "alice", "SMS"], "");
+    let alice = store.user("alice").unwrap().unwrap();
+    assert_eq!(alice.default_method, portvakt::factor::Method::Sms);
+    let shown = ok(&store, &["show", "alice"], "");
+    assert!(
+        shown.contains("default:   sms (usable: sms, totp)"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&store, &["show", "alice", "--json"], "")).unwrap();
+    assert_eq!(json["default_method"], "sms");
+    assert_eq!(json["phone_verified"], true);
+    assert!(ok(&store, &["list"], "").contains("sms, totp"));
+}

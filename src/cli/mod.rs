@@ -160,7 +160,10 @@ impl CliError {
                 StoreError::AlreadyExists(_)
                 | StoreError::InvalidName(_)
                 | StoreError::NoTotp(_)
-                | StoreError::TotpChanged(_),
+                | StoreError::TotpChanged(_)
+                | StoreError::NoPhone(_)
+                | StoreError::NotEnrolled { .. }
+                | StoreError::NoPushDevice { .. },
             ) => 65, // EX_DATAERR
             Self::Store(_) => 70,                       // EX_SOFTWARE
             Self::Io(_) => 74,                          // EX_IOERR

@@ -4,6 +4,11 @@
 //! `list` and `show` never print one. A new TOTP secret becomes active only after the user
 //! has typed one valid code, and that code's time step is recorded so it cannot be replayed
 //! for a login.
+//!
+//! Phone numbers and push devices (issue 6): `set-phone` sends a code through the SMS
+//! gateway and verifies the number once the user reads it back (`--verified` lets an
+//! administrator vouch for a number instead); `add-push` registers an ntfy topic (a random
+//! one unless given); `set-default` picks the method a login asks for first.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,8 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 use super::{CliError, CliIo};
+use crate::factor::Method;
+use crate::factor::phone::Phone;
+use crate::factor::push::Topic;
+use crate::factor::sms::{SendCodeError, SmsSettings};
 use crate::factor::totp::{self, Algorithm, TotpSecret};
-use crate::store::{ImportMode, ImportRejection, Store, TotpImport, User, format_time};
+use crate::store::{
+    CodeCheck, CodePurpose, ImportMode, ImportRejection, Store, TotpImport, User, format_time,
+};
 
 /// Attempts the user gets to type a valid code at enrolment.
 const ENROL_ATTEMPTS: u32 = 3;
@@ -112,14 +123,86 @@ pub enum UserCommand {
         /// User name.
         user: String,
     },
+    /// Set a user's phone number for SMS: sends a code to it and verifies the number once
+    /// the code is typed back. Until then the old number (if any) stays in use.
+    SetPhone {
+        /// User name.
+        user: String,
+        /// The number with its country code, e.g. +4790000000.
+        number: String,
+        /// Record the number as verified without sending a code (the administrator vouches
+        /// for it, e.g. from HR records).
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Remove a user's phone number.
+    RemovePhone {
+        /// User name.
+        user: String,
+    },
+    /// Add a push device: an ntfy topic the user's phone subscribes to.
+    AddPush {
+        /// User name.
+        user: String,
+        /// The topic. Without it a random one is made (recommended: a topic is a password).
+        #[arg(long)]
+        topic: Option<String>,
+        /// A name for the device.
+        #[arg(long, default_value = "phone")]
+        label: String,
+        /// Accept a topic shorter than 20 characters (guessable topics let others approve).
+        #[arg(long)]
+        allow_short_topic: bool,
+    },
+    /// Remove a push device by its id (see `show`).
+    RemovePush {
+        /// User name.
+        user: String,
+        /// The device id.
+        id: i64,
+    },
+    /// Set the method a login asks for first; the others remain as fallback.
+    SetDefault {
+        /// User name.
+        user: String,
+        /// push, totp or sms.
+        #[arg(value_parser = parse_method)]
+        method: Method,
+    },
+}
+
+fn parse_method(text: &str) -> Result<Method, String> {
+    text.parse()
+        .map_err(|e: crate::factor::UnknownMethod| e.to_string())
+}
+
+/// What the commands need besides the store: the SMS gateway for `set-phone`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Factors<'a> {
+    /// `[sms]`, if configured.
+    pub sms: Option<&'a SmsSettings>,
 }
 
 fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
     text.parse().map_err(|e: totp::TotpError| e.to_string())
 }
 
-/// Runs one `portvakt user …` command against `store`.
+/// Runs one `portvakt user …` command against `store`, without an SMS gateway
+/// (`set-phone` then needs `--verified`).
 pub fn run(store: &Store, cmd: UserCommand, io: &mut CliIo<'_>) -> Result<(), CliError> {
+    run_with(store, cmd, io, Factors::default())
+}
+
+/// Runs one `portvakt user …` command against `store`, with the configured providers.
+///
+/// `set-phone` sends its code on a current-thread tokio runtime of its own, so call this
+/// outside any runtime (as `main` does for CLI commands).
+pub fn run_with(
+    store: &Store,
+    cmd: UserCommand,
+    io: &mut CliIo<'_>,
+    factors: Factors<'_>,
+) -> Result<(), CliError> {
     match cmd {
         UserCommand::Add { user } => {
             let user = store.add_user(&user)?;
@@ -164,7 +247,148 @@ pub fn run(store: &Store, cmd: UserCommand, io: &mut CliIo<'_>) -> Result<(), Cl
             done(io, store, &user, "removed")?;
         }
         UserCommand::Passwd { user } => passwd(store, &user, io)?,
+        UserCommand::SetPhone {
+            user,
+            number,
+            verified,
+        } => set_phone(store, &user, &number, verified, factors.sms, io)?,
+        UserCommand::RemovePhone { user } => {
+            if !store.remove_phone(&user)? {
+                return Err(CliError::Refused(format!(
+                    "user {user} has no phone number"
+                )));
+            }
+            done(io, store, &user, "has no phone number now")?;
+        }
+        UserCommand::AddPush {
+            user,
+            topic,
+            label,
+            allow_short_topic,
+        } => add_push(
+            store,
+            &user,
+            topic.as_deref(),
+            &label,
+            allow_short_topic,
+            io,
+        )?,
+        UserCommand::RemovePush { user, id } => {
+            store.remove_push_device(&user, id)?;
+            done(io, store, &user, &format!("push device {id} removed"))?;
+        }
+        UserCommand::SetDefault { user, method } => {
+            store.set_default_method(&user, method)?;
+            done(io, store, &user, &format!("default method is {method}"))?;
+        }
     }
+    Ok(())
+}
+
+fn set_phone(
+    store: &Store,
+    name: &str,
+    number: &str,
+    verified: bool,
+    sms: Option<&SmsSettings>,
+    io: &mut CliIo<'_>,
+) -> Result<(), CliError> {
+    let user = existing(store, name)?;
+    let phone = Phone::parse(number).map_err(|e| CliError::Refused(e.to_string()))?;
+    if verified {
+        store.set_verified_phone(&user.name, &phone)?;
+        writeln!(
+            io.out(),
+            "Phone {phone} is verified for {} (vouched for by an administrator).",
+            user.name
+        )?;
+        return Ok(());
+    }
+    let Some(sms) = sms else {
+        return Err(CliError::Refused(
+            "no [sms] gateway is configured to send a verification code; \
+             configure one, or use --verified if you vouch for the number"
+                .to_owned(),
+        ));
+    };
+    store.set_pending_phone(&user.name, &phone)?;
+    send_enrolment_code(store, &user.name, sms)?;
+    writeln!(io.out(), "A code was sent to {phone}.")?;
+    let attempts = sms.codes.max_attempts;
+    for attempt in 1..=attempts {
+        let prompt = format!("Code from the text message ({attempt} of {attempts}): ");
+        let code = Zeroizing::new(io.read_line(&prompt)?.ok_or(CliError::Aborted)?);
+        match store.check_sms_code(&user.name, CodePurpose::Enrol, &code)? {
+            CodeCheck::Accepted => {
+                writeln!(io.out(), "Phone {phone} is verified for {}.", user.name)?;
+                return Ok(());
+            }
+            CodeCheck::Wrong { attempts_left } if attempts_left > 0 => {
+                writeln!(io.out(), "That code is not right.")?;
+            }
+            CodeCheck::Wrong { .. } | CodeCheck::Invalid => break,
+        }
+    }
+    Err(CliError::Refused(format!(
+        "no valid code; {phone} was not verified (run set-phone again)"
+    )))
+}
+
+/// Issues an enrolment code and sends it, on a runtime of its own (the CLI is synchronous).
+fn send_enrolment_code(store: &Store, user: &str, sms: &SmsSettings) -> Result<(), CliError> {
+    let issued = sms
+        .issue(store, user, CodePurpose::Enrol)
+        .map_err(send_error)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(sms.deliver(&issued))
+        .map_err(|e| send_error(SendCodeError::Provider(e)))
+}
+
+fn send_error(e: SendCodeError) -> CliError {
+    match e {
+        SendCodeError::Store(e) => CliError::Store(e),
+        SendCodeError::Limited(limited) => CliError::Refused(format!(
+            "SMS limit for this user or number reached ({limited:?}); try again later"
+        )),
+        e => CliError::Refused(format!("the code could not be sent: {e}")),
+    }
+}
+
+fn add_push(
+    store: &Store,
+    name: &str,
+    topic: Option<&str>,
+    label: &str,
+    allow_short: bool,
+    io: &mut CliIo<'_>,
+) -> Result<(), CliError> {
+    let user = existing(store, name)?;
+    let topic = match topic {
+        None => Topic::generate(),
+        Some(text) => {
+            let topic = Topic::parse(text).map_err(|e| CliError::Refused(e.to_string()))?;
+            if topic.as_str().len() < Topic::RECOMMENDED_LEN && !allow_short {
+                return Err(CliError::Refused(format!(
+                    "a topic shorter than {} characters can be guessed, and whoever subscribes \
+                     to it can approve logins; leave --topic out for a random one, or add \
+                     --allow-short-topic on a server that requires authentication",
+                    Topic::RECOMMENDED_LEN
+                )));
+            }
+            topic
+        }
+    };
+    let id = store.add_push_device(&user.name, &topic, label)?;
+    let out = io.out();
+    writeln!(out, "Added push device {id} ({label}) for {}.", user.name)?;
+    writeln!(
+        out,
+        "Subscribe to this topic in the ntfy app on the phone (it is shown only now):"
+    )?;
+    writeln!(out, "{}", topic.as_str())?;
     Ok(())
 }
 
@@ -486,18 +710,19 @@ fn list(store: &Store, json: bool, io: &mut CliIo<'_>) -> Result<(), CliError> {
         .max(4);
     writeln!(
         out,
-        "{:width$}  ENABLED  TOTP     FAILURES  PASSWORD  UPDATED",
+        "{:width$}  ENABLED  TOTP     FAILURES  PASSWORD  METHODS          UPDATED",
         "USER"
     )?;
     for u in &users {
         writeln!(
             out,
-            "{:width$}  {:7}  {:7}  {:8}  {:8}  {}",
+            "{:width$}  {:7}  {:7}  {:8}  {:8}  {:15}  {}",
             u.name,
             yes_no(u.enabled),
             totp_state(u),
             u.failures,
             yes_no(u.has_password),
+            methods_text(u),
             format_time(u.updated_at)
         )?;
     }
@@ -544,7 +769,44 @@ fn show(store: &Store, name: &str, json: bool, io: &mut CliIo<'_>) -> Result<(),
         "password:  {}",
         if user.has_password { "set" } else { "not set" }
     )?;
+    let phone = match (store.phone(&user.name)?, store.pending_phone(&user.name)?) {
+        (None, None) => "none".to_owned(),
+        (Some(p), None) => format!("{p} (verified)"),
+        (None, Some(p)) => format!("{p} (waiting for its code)"),
+        (Some(p), Some(q)) => format!("{p} (verified); {q} waiting for its code"),
+    };
+    writeln!(out, "phone:     {phone}")?;
+    let devices = store.push_devices(&user.name)?;
+    if devices.is_empty() {
+        writeln!(out, "push:      none")?;
+    }
+    for d in &devices {
+        writeln!(
+            out,
+            "push:      device {} ({}, {}), added {}",
+            d.id,
+            d.label,
+            d.kind,
+            format_time(d.created_at)
+        )?;
+    }
+    writeln!(
+        out,
+        "default:   {} (usable: {})",
+        user.default_method,
+        methods_text(&user)
+    )?;
     Ok(())
+}
+
+/// The usable methods, default first: `push, totp`, or `none`.
+fn methods_text(user: &User) -> String {
+    let methods: Vec<&str> = user.methods().iter().map(|m| m.as_str()).collect();
+    if methods.is_empty() {
+        "none".to_owned()
+    } else {
+        methods.join(", ")
+    }
 }
 
 fn yes_no(value: bool) -> &'static str {

@@ -6,6 +6,8 @@
 //! - `schema`: tables and migrations (`PRAGMA user_version`).
 //! - `pool`: a few connections, so readers never wait for a writer.
 //! - `users`, `totp`, `password`: the operations, as methods on [`Store`].
+//! - `methods`: phone numbers (sealed), push devices (topics sealed), the default method.
+//! - `sms`: SMS one-time codes (stored as HMACs) and the send log behind the SMS limits.
 //!
 //! [`Store`] is a cheap, cloneable, `Send + Sync` handle. **Every method blocks** (SQLite
 //! I/O, and Argon2 for passwords): from async code call it through
@@ -16,10 +18,12 @@
 //! Opening verifies the key against a key-check row and fails with
 //! [`StoreError::WrongKey`] if it does not match. There is no plaintext fallback.
 
+mod methods;
 mod password;
 mod pool;
 mod schema;
 mod seal;
+mod sms;
 mod totp;
 mod users;
 
@@ -35,6 +39,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 pub use key::{KeyError, StoreKey};
+pub use methods::PushDevice;
+pub use sms::{CodeCheck, CodePurpose, IssuedCode};
 pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};
 pub use users::{TotpInfo, User, format_time};
 
@@ -114,6 +120,25 @@ pub enum StoreError {
     /// No connection became free within the busy timeout.
     #[error("store busy: no database connection became free in time")]
     PoolTimeout,
+    /// The user has no (verified, or pending, as the operation needs) phone number.
+    #[error("user {0:?} has no phone number for this")]
+    NoPhone(String),
+    /// The method is not enrolled, so it cannot be the default.
+    #[error("user {user:?} has no {method} method enrolled")]
+    NotEnrolled {
+        /// The user.
+        user: String,
+        /// The method.
+        method: crate::factor::Method,
+    },
+    /// No push device with that id for that user.
+    #[error("user {user:?} has no push device {id}")]
+    NoPushDevice {
+        /// The user.
+        user: String,
+        /// The device id asked for.
+        id: i64,
+    },
 }
 
 impl From<SealError> for StoreError {
@@ -171,6 +196,8 @@ struct Inner {
     sealer: Sealer,
     /// The id of the store key in `store_keys`, bound into every TOTP AAD.
     key_id: u32,
+    /// Derived from the store key: the HMAC key for SMS codes and phone-number lookup keys.
+    mac_key: seal::MacKey,
     strip_realm: bool,
     /// An Argon2id hash of a random password, verified against when a user has no password,
     /// so that timing does not tell which users exist. Made on first use.
@@ -197,6 +224,7 @@ impl Store {
         prepare_files(path)?;
         let pool = Pool::new(path, options.max_connections, options.busy_timeout);
         let sealer = Sealer::new(key);
+        let mac_key = seal::MacKey::derive(key);
         let key_id = {
             let mut conn = pool.get()?;
             enable_wal(&conn)?;
@@ -208,6 +236,7 @@ impl Store {
             pool,
             sealer,
             key_id,
+            mac_key,
             strip_realm: options.strip_realm,
             dummy_hash: OnceLock::new(),
         };

@@ -20,7 +20,20 @@ use super::StoreError;
 /// - `totp`: at most one TOTP secret per user, sealed (see `seal.rs`). `last_step` is the
 ///   last accepted time step (replay guard); `active` is 0 until the user has typed one valid
 ///   code at enrolment.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+///
+/// Step 2 (issue 6: SMS and push):
+/// - `users.default_method`: the method a login asks for first (`push` as the seed says);
+///   the others are fallbacks.
+/// - `phones`: at most one verified and one pending number per user, sealed like TOTP
+///   secrets (a phone number is personal data). `number_key` is an HMAC of the number under
+///   a store-derived key: it lets the per-number SMS limits count without the number.
+/// - `push_devices`: ntfy topics, sealed (whoever knows a topic can read its messages).
+/// - `sms_codes`: at most one live code per user — a new code replaces the old one — as an
+///   HMAC with a random nonce, bound to the number it was sent to.
+/// - `sms_sends`: when each SMS went to which user and number key, for cooldowns and caps
+///   that survive a restart. Rows older than a day are deleted as new ones are written.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE store_keys (
     key_id     INTEGER PRIMARY KEY,
     nonce      BLOB    NOT NULL,
@@ -51,7 +64,54 @@ CREATE TABLE totp (
     last_step  INTEGER,
     created_at INTEGER NOT NULL
 ) STRICT;
-"];
+",
+    r"
+ALTER TABLE users ADD COLUMN default_method TEXT NOT NULL DEFAULT 'push'
+    CHECK (default_method IN ('push', 'totp', 'sms'));
+
+CREATE TABLE phones (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    verified   INTEGER NOT NULL CHECK (verified IN (0, 1)),
+    key_id     INTEGER NOT NULL REFERENCES store_keys (key_id),
+    nonce      BLOB    NOT NULL,
+    sealed     BLOB    NOT NULL,
+    number_key BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, verified)
+) STRICT;
+
+CREATE TABLE push_devices (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind       TEXT    NOT NULL CHECK (kind IN ('ntfy')),
+    label      TEXT    NOT NULL,
+    key_id     INTEGER NOT NULL REFERENCES store_keys (key_id),
+    nonce      BLOB    NOT NULL,
+    sealed     BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX push_devices_user ON push_devices (user_id);
+
+CREATE TABLE sms_codes (
+    user_id       INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    purpose       TEXT    NOT NULL CHECK (purpose IN ('login', 'enrol')),
+    number_key    BLOB    NOT NULL,
+    nonce         BLOB    NOT NULL,
+    mac           BLOB    NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    attempts_left INTEGER NOT NULL CHECK (attempts_left >= 0)
+) STRICT;
+
+CREATE TABLE sms_sends (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    number_key BLOB    NOT NULL,
+    sent_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sms_sends_user ON sms_sends (user_id, sent_at);
+CREATE INDEX sms_sends_number ON sms_sends (number_key, sent_at);
+CREATE INDEX sms_sends_time ON sms_sends (sent_at);
+",
+];
 
 /// The schema version this build writes.
 pub(crate) fn current_version() -> u32 {
@@ -105,9 +165,43 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["store_keys", "totp", "users"]);
+        assert_eq!(
+            tables,
+            [
+                "phones",
+                "push_devices",
+                "sms_codes",
+                "sms_sends",
+                "store_keys",
+                "totp",
+                "users"
+            ]
+        );
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn), current_version());
+    }
+
+    #[test]
+    fn a_version_one_store_gains_the_method_tables_and_keeps_its_users() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO users (name, created_at, updated_at) VALUES ('alice', 1, 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let method: String = conn
+            .query_row(
+                "SELECT default_method FROM users WHERE name = 'alice'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(method, "push");
+        let bad = conn.execute("UPDATE users SET default_method = 'call'", []);
+        assert!(bad.is_err(), "the CHECK constraint holds");
     }
 
     #[test]

@@ -125,6 +125,59 @@ pub(crate) fn totp_aad(user: &str, key_id: u32, params: TotpParams) -> Vec<u8> {
     aad
 }
 
+/// AAD of a sealed personal field (a phone number, a push topic):
+/// `"portvakt/" ‖ label ‖ "/v1" ‖ 0 ‖ user ‖ 0 ‖ key id (u32 BE)`.
+///
+/// The label keeps a phone number from being swapped into a topic column and back.
+pub(crate) fn field_aad(label: &str, user: &str, key_id: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + label.len() + user.len());
+    aad.extend_from_slice(b"portvakt/");
+    aad.extend_from_slice(label.as_bytes());
+    aad.extend_from_slice(b"/v1\0");
+    aad.extend_from_slice(user.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// An HMAC-SHA256 key derived from the store key, for values that must be compared or
+/// looked up but never read back: SMS codes and phone-number lookup keys.
+///
+/// Why HMAC under a store-derived key rather than a salted hash or Argon2: a 6-digit code
+/// has only 10^6 values, so a salted SHA-256 falls to brute force in milliseconds for anyone
+/// who can read the database file; Argon2 would slow every login for little gain, since the
+/// code dies after 5 minutes and 3 attempts anyway. An HMAC under a key the file does not
+/// hold cannot be brute-forced from the file at all, costs microseconds, and — unlike a
+/// per-process key — stays valid across restarts and for the CLI and the daemon alike.
+pub(crate) struct MacKey(zeroize::Zeroizing<[u8; 32]>);
+
+impl MacKey {
+    /// `HMAC-SHA256(store key, "portvakt/mac-key/v1")`: a key separate from the sealing key.
+    pub(crate) fn derive(key: &StoreKey) -> Self {
+        use hmac::{KeyInit, Mac};
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
+        mac.update(b"portvakt/mac-key/v1");
+        Self(zeroize::Zeroizing::new(mac.finalize().into_bytes().into()))
+    }
+
+    /// HMAC-SHA256 over `parts`, each preceded by its length (u32 BE) so that part
+    /// boundaries are unambiguous.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::{KeyInit, Mac};
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&*self.0).unwrap_or_else(|_| unreachable!());
+        for part in parts {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            mac.update(&len.to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +282,19 @@ mod tests {
         let b = s.seal(b"x", b"").unwrap();
         assert_ne!(a.nonce, b.nonce);
         assert_ne!(a.ciphertext, b.ciphertext);
+    }
+
+    #[test]
+    fn mac_keys_depend_on_the_store_key_and_separate_parts() {
+        let a = MacKey::derive(&StoreKey::from_bytes([1; 32]));
+        let b = MacKey::derive(&StoreKey::from_bytes([2; 32]));
+        assert_ne!(a.mac(&[b"x"]), b.mac(&[b"x"]));
+        assert_eq!(a.mac(&[b"x"]), a.mac(&[b"x"]));
+        assert_ne!(a.mac(&[b"ab", b"c"]), a.mac(&[b"a", b"bc"]));
+        assert_ne!(
+            field_aad("phone", "alice", 1),
+            field_aad("push-topic", "alice", 1)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::{Serialize, Serializer};
 
 use super::{Store, StoreError, now, user_id};
+use crate::factor::Method;
 use crate::factor::totp::Algorithm;
 
 /// What the store knows about a user, without any secret: safe to print and to
@@ -35,6 +36,46 @@ pub struct User {
     pub last_failure_at: Option<u64>,
     /// Whether the built-in directory has a password for the user.
     pub has_password: bool,
+    /// The method a login asks for first (`push` unless changed); see
+    /// [`User::preferred_method`] for what a login actually uses.
+    pub default_method: Method,
+    /// Whether the user has a verified phone number (SMS).
+    pub phone_verified: bool,
+    /// Whether a new number waits for its confirmation code.
+    pub phone_pending: bool,
+    /// How many push devices the user has.
+    pub push_devices: u32,
+}
+
+impl User {
+    /// Whether `method` is usable for a login: active TOTP, a verified number, or at
+    /// least one push device.
+    pub fn has_method(&self, method: Method) -> bool {
+        match method {
+            Method::Totp => self.totp.as_ref().is_some_and(|t| t.active),
+            Method::Sms => self.phone_verified,
+            Method::Push => self.push_devices > 0,
+        }
+    }
+
+    /// The method a login asks for: the default if enrolled, else the first enrolled of
+    /// push, TOTP, SMS; `None` if the user has no method at all.
+    pub fn preferred_method(&self) -> Option<Method> {
+        std::iter::once(self.default_method)
+            .chain(Method::ALL)
+            .find(|&m| self.has_method(m))
+    }
+
+    /// Every usable method, default first: the default and its fallbacks.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut all = Vec::with_capacity(Method::ALL.len());
+        for m in std::iter::once(self.default_method).chain(Method::ALL) {
+            if self.has_method(m) && !all.contains(&m) {
+                all.push(m);
+            }
+        }
+        all
+    }
 }
 
 /// A user's TOTP method, without the secret.
@@ -81,7 +122,11 @@ fn rfc3339_opt<S: Serializer>(secs: &Option<u64>, s: S) -> Result<S::Ok, S::Erro
 /// Columns read by [`user_from_row`], in order.
 const USER_COLUMNS: &str = "u.name, u.enabled, u.created_at, u.updated_at, u.failures, \
      u.last_failure_at, u.password_hash IS NOT NULL, \
-     t.digits, t.period, t.algorithm, t.active, t.last_step, t.created_at";
+     t.digits, t.period, t.algorithm, t.active, t.last_step, t.created_at, \
+     u.default_method, \
+     EXISTS (SELECT 1 FROM phones p WHERE p.user_id = u.id AND p.verified = 1), \
+     EXISTS (SELECT 1 FROM phones p WHERE p.user_id = u.id AND p.verified = 0), \
+     (SELECT count(*) FROM push_devices d WHERE d.user_id = u.id)";
 
 /// Converts a stored integer, refusing values this code never writes.
 fn stored<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T, StoreError> {
@@ -102,6 +147,10 @@ struct RawUser {
     last_failure_at: Option<i64>,
     has_password: bool,
     totp: Option<(i64, i64, String, bool, Option<i64>, i64)>,
+    default_method: String,
+    phone_verified: bool,
+    phone_pending: bool,
+    push_devices: i64,
 }
 
 fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
@@ -126,6 +175,10 @@ fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
         last_failure_at: row.get(5)?,
         has_password: row.get(6)?,
         totp,
+        default_method: row.get(13)?,
+        phone_verified: row.get(14)?,
+        phone_pending: row.get(15)?,
+        push_devices: row.get(16)?,
     })
 }
 
@@ -152,6 +205,12 @@ fn user_from_raw(raw: RawUser) -> Result<User, StoreError> {
         failures: stored(raw.failures, "users.failures")?,
         last_failure_at: stored_opt(raw.last_failure_at, "users.last_failure_at")?,
         has_password: raw.has_password,
+        default_method: raw.default_method.parse().map_err(|_| {
+            StoreError::Corrupt(format!("users.default_method = {:?}", raw.default_method))
+        })?,
+        phone_verified: raw.phone_verified,
+        phone_pending: raw.phone_pending,
+        push_devices: stored(raw.push_devices, "push_devices")?,
     })
 }
 
@@ -219,15 +278,19 @@ impl Store {
         })
     }
 
-    /// Removes every second-factor method of a user (the helpdesk "lost phone" case) and
-    /// clears the failure counter. The user and any password stay.
+    /// Removes every second-factor method of a user (the helpdesk "lost phone" case):
+    /// TOTP, phone numbers, push devices and any live SMS code; the default method goes
+    /// back to push, and the failure counter is cleared. The user and any password stay.
     pub fn reset_methods(&self, name: &str) -> Result<(), StoreError> {
         let name = self.normalize(name)?;
         self.write(|tx| {
             let id = user_id(tx, &name)?;
-            tx.execute("DELETE FROM totp WHERE user_id = ?1", [id])?;
+            for table in ["totp", "phones", "push_devices", "sms_codes"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?;
+            }
             tx.execute(
-                "UPDATE users SET failures = 0, last_failure_at = NULL, updated_at = ?2 WHERE id = ?1",
+                "UPDATE users SET failures = 0, last_failure_at = NULL, default_method = 'push', \
+                 updated_at = ?2 WHERE id = ?1",
                 params![id, now()],
             )?;
             Ok(())
