@@ -6,6 +6,8 @@
 //! - `schema`: tables and migrations (`PRAGMA user_version`).
 //! - `pool`: a few connections, so readers never wait for a writer.
 //! - `users`, `totp`, `password`: the operations, as methods on [`Store`].
+//! - `lockouts`: locked account names ([`LockoutRow`]), written by the daemon's limits and
+//!   read by `portvakt user unlock` and `portvakt lockouts`.
 //!
 //! [`Store`] is a cheap, cloneable, `Send + Sync` handle. **Every method blocks** (SQLite
 //! I/O, and Argon2 for passwords): from async code call it through
@@ -16,6 +18,7 @@
 //! Opening verifies the key against a key-check row and fails with
 //! [`StoreError::WrongKey`] if it does not match. There is no plaintext fallback.
 
+mod lockouts;
 mod password;
 mod pool;
 mod schema;
@@ -35,6 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 pub use key::{KeyError, StoreKey};
+pub use lockouts::{LockReason, LockoutRow, lockout_name};
 pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};
 pub use users::{TotpInfo, User, format_time};
 

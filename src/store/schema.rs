@@ -20,7 +20,11 @@ use super::StoreError;
 /// - `totp`: at most one TOTP secret per user, sealed (see `seal.rs`). `last_step` is the
 ///   last accepted time step (replay guard); `active` is 0 until the user has typed one valid
 ///   code at enrolment.
-pub(crate) const MIGRATIONS: &[&str] = &[r"
+/// - `lockouts` (step 2): the latest lockout of each account name (see `lockouts.rs`), kept after
+///   it ends so that a repeat lockout can grow; not tied to `users`, because the directory's
+///   accounts need not be in the store. `level` counts lockouts in a row.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE store_keys (
     key_id     INTEGER PRIMARY KEY,
     nonce      BLOB    NOT NULL,
@@ -51,7 +55,17 @@ CREATE TABLE totp (
     last_step  INTEGER,
     created_at INTEGER NOT NULL
 ) STRICT;
-"];
+",
+    r"
+CREATE TABLE lockouts (
+    name         TEXT    PRIMARY KEY,
+    reason       TEXT    NOT NULL,
+    locked_at    INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL,
+    level        INTEGER NOT NULL CHECK (level >= 1)
+) STRICT;
+",
+];
 
 /// The schema version this build writes.
 pub(crate) fn current_version() -> u32 {
@@ -105,9 +119,39 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["store_keys", "totp", "users"]);
+        assert_eq!(tables, ["lockouts", "store_keys", "totp", "users"]);
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn), current_version());
+    }
+
+    #[test]
+    fn a_version_1_store_gains_the_lockouts_table_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO users (name, created_at, updated_at) VALUES ('alice', 1, 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), current_version());
+        let users: i64 = conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 1);
+        conn.execute(
+            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
+             VALUES ('alice', 'second_factor', 1, 2, 1)",
+            [],
+        )
+        .unwrap();
+        let zero_level = conn.execute(
+            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
+             VALUES ('bob', 'second_factor', 1, 2, 0)",
+            [],
+        );
+        assert!(zero_level.is_err(), "level starts at 1");
     }
 
     #[test]
