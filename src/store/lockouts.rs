@@ -2,9 +2,14 @@
 //! lockouts in a row they have had (so a repeat lockout lasts longer).
 //!
 //! The daemon decides lockouts in memory (`crate::limits`) and writes each new one here, so a
-//! restart does not lift it; `portvakt user unlock` deletes the row and `portvakt lockouts`
-//! lists the rows. A row stays after its lockout ends, because its `level` is what makes the
-//! next lockout grow; [`Store::purge_lockouts`] removes rows whose history no longer counts.
+//! restart does not lift it; `portvakt lockouts` lists the rows. A row stays after its lockout
+//! ends, because its `level` is what makes the next lockout grow; [`Store::purge_lockouts`]
+//! removes rows whose history no longer counts.
+//!
+//! `portvakt user unlock` does not delete the row: it sets `unlocked_at` (and forgets the
+//! history). A running daemon that still holds the lockout in memory reads the row at the
+//! user's next attempt and lifts it only on that mark. A missing row tells it nothing (its
+//! own write may still be on the way, or may have failed), so it keeps the lockout: fail closed.
 //!
 //! Names are account names as [`lockout_name`] spells them: the store's normalisation with the
 //! realm always stripped. `KOMMUNE\alice`, `alice@kommune.no` and `Alice` reach the same
@@ -18,7 +23,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::{Serialize, Serializer};
 
 use super::users::format_time;
-use super::{Store, StoreError};
+use super::{Store, StoreError, now};
 
 /// Why an account was locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,18 +91,29 @@ pub struct LockoutRow {
     #[serde(serialize_with = "rfc3339")]
     pub locked_until: u64,
     /// Lockouts in a row, this one included (1 for a first lockout); each doubles the period.
+    /// 0 once an administrator has unlocked the account.
     pub level: u32,
+    /// When an administrator lifted the lockout (`portvakt user unlock`), if one did.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub unlocked_at: Option<u64>,
 }
 
 impl LockoutRow {
     /// Whether the lockout is still in force at `now` (Unix seconds).
     pub fn is_active(&self, now: u64) -> bool {
-        now < self.locked_until
+        self.unlocked_at.is_none() && now < self.locked_until
     }
 }
 
 fn rfc3339<S: Serializer>(secs: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_time(*secs))
+}
+
+fn rfc3339_opt<S: Serializer>(secs: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match secs {
+        Some(secs) => rfc3339(secs, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The account name a lockout is kept under: trimmed, lowercased, realm stripped
@@ -110,24 +126,43 @@ fn lockout_name_or_err(raw: &str) -> Result<String, StoreError> {
     lockout_name(raw.as_bytes()).ok_or_else(|| StoreError::InvalidName(raw.to_owned()))
 }
 
-const COLUMNS: &str = "name, reason, locked_at, locked_until, level";
+const COLUMNS: &str = "name, reason, locked_at, locked_until, level, unlocked_at";
 
-fn row_from(row: &Row<'_>) -> rusqlite::Result<(String, String, i64, i64, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+/// One row's columns, before they are checked.
+struct RawRow {
+    name: String,
+    reason: String,
+    locked_at: i64,
+    locked_until: i64,
+    level: i64,
+    unlocked_at: Option<i64>,
 }
 
-fn checked(raw: (String, String, i64, i64, i64)) -> Result<LockoutRow, StoreError> {
-    let (name, reason, locked_at, locked_until, level) = raw;
-    let number = |value: i64, what: &str| {
-        u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("lockouts.{what} = {value}")))
-    };
+fn row_from(row: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        name: row.get(0)?,
+        reason: row.get(1)?,
+        locked_at: row.get(2)?,
+        locked_until: row.get(3)?,
+        level: row.get(4)?,
+        unlocked_at: row.get(5)?,
+    })
+}
+
+fn checked(raw: RawRow) -> Result<LockoutRow, StoreError> {
+    fn number<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T, StoreError> {
+        T::try_from(value).map_err(|_| StoreError::Corrupt(format!("lockouts.{what} = {value}")))
+    }
     Ok(LockoutRow {
-        reason: reason.parse()?,
-        locked_at: number(locked_at, "locked_at")?,
-        locked_until: number(locked_until, "locked_until")?,
-        level: u32::try_from(level)
-            .map_err(|_| StoreError::Corrupt(format!("lockouts.level = {level}")))?,
-        name,
+        reason: raw.reason.parse()?,
+        locked_at: number(raw.locked_at, "locked_at")?,
+        locked_until: number(raw.locked_until, "locked_until")?,
+        level: number(raw.level, "level")?,
+        unlocked_at: raw
+            .unlocked_at
+            .map(|v| number(v, "unlocked_at"))
+            .transpose()?,
+        name: raw.name,
     })
 }
 
@@ -137,39 +172,62 @@ fn signed(value: u64) -> i64 {
 }
 
 impl Store {
-    /// Records a lockout, replacing the account's previous row. The name is spelled with
-    /// [`lockout_name`] first.
+    /// Records a lockout, replacing the account's previous row (and any unlock mark). The
+    /// name is spelled with [`lockout_name`] first.
     pub fn lock_user(&self, lockout: &LockoutRow) -> Result<(), StoreError> {
         let name = lockout_name_or_err(&lockout.name)?;
         let conn = self.inner.pool.get()?;
         conn.execute(
-            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
-             VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (name) DO UPDATE SET reason = ?2, locked_at = ?3, locked_until = ?4, level = ?5",
+            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level, unlocked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL) \
+             ON CONFLICT (name) DO UPDATE SET reason = ?2, locked_at = ?3, locked_until = ?4, \
+             level = ?5, unlocked_at = NULL",
             params![
                 name,
                 lockout.reason.as_str(),
                 signed(lockout.locked_at),
                 signed(lockout.locked_until),
-                lockout.level.max(1),
+                lockout.level,
             ],
         )?;
         Ok(())
     }
 
-    /// Lifts an account's lockout and forgets its history (the next lockout is a first one
-    /// again). Returns the row that was removed, if there was one.
+    /// Lifts an account's lockout (the administrator's unlock): marks the row unlocked now
+    /// and forgets its history, so the next lockout is a first one again. Returns the row as
+    /// it was, if there was one not already unlocked; its [`LockoutRow::is_active`] tells
+    /// whether a lockout was in force.
     pub fn unlock_user(&self, name: &str) -> Result<Option<LockoutRow>, StoreError> {
         let name = lockout_name_or_err(name)?;
+        self.write(|tx| {
+            let raw = tx
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM lockouts WHERE name = ?1 AND unlocked_at IS NULL"
+                    ),
+                    [&name],
+                    row_from,
+                )
+                .optional()?;
+            let Some(raw) = raw else { return Ok(None) };
+            tx.execute(
+                "UPDATE lockouts SET unlocked_at = ?2, level = 0 WHERE name = ?1",
+                params![name, now()],
+            )?;
+            checked(raw).map(Some)
+        })
+    }
+
+    /// Forgets an account's lockout history after a successful login, so its next lockout is
+    /// a first one. A lockout still in force is left alone. Returns whether a row went.
+    pub fn forget_lockout(&self, name: &str) -> Result<bool, StoreError> {
+        let name = lockout_name_or_err(name)?;
         let conn = self.inner.pool.get()?;
-        let raw = conn
-            .query_row(
-                &format!("DELETE FROM lockouts WHERE name = ?1 RETURNING {COLUMNS}"),
-                [&name],
-                row_from,
-            )
-            .optional()?;
-        raw.map(checked).transpose()
+        let removed = conn.execute(
+            "DELETE FROM lockouts WHERE name = ?1 AND (locked_until <= ?2 OR unlocked_at IS NOT NULL)",
+            params![name, now()],
+        )?;
+        Ok(removed > 0)
     }
 
     /// An account's latest lockout (active or ended), if any.
@@ -196,12 +254,13 @@ impl Store {
         raws.into_iter().map(checked).collect()
     }
 
-    /// Removes rows whose lockout ended before `ended_before` (Unix seconds): their history no
-    /// longer makes a lockout grow. Returns how many were removed.
+    /// Removes rows whose lockout ended, and whose unlock (if any) happened, before
+    /// `ended_before` (Unix seconds): their history no longer makes a lockout grow, and no
+    /// daemon can still hold their lockout. Returns how many were removed.
     pub fn purge_lockouts(&self, ended_before: u64) -> Result<usize, StoreError> {
         let conn = self.inner.pool.get()?;
         let removed = conn.execute(
-            "DELETE FROM lockouts WHERE locked_until < ?1",
+            "DELETE FROM lockouts WHERE locked_until < ?1 AND coalesce(unlocked_at, 0) < ?1",
             [signed(ended_before)],
         )?;
         Ok(removed)
@@ -220,6 +279,7 @@ mod tests {
             locked_at: until - 900,
             locked_until: until,
             level,
+            unlocked_at: None,
         }
     }
 
@@ -230,7 +290,11 @@ mod tests {
         store.lock_user(&row(r"KOMMUNE\Alice", 10_000, 1)).unwrap();
         store.lock_user(&row("bob", 20_000, 1)).unwrap();
         let alice = store.lockout("alice@kommune.no").unwrap().unwrap();
-        assert_eq!(alice, row("alice", 10_000, 1), "stored under the account name");
+        assert_eq!(
+            alice,
+            row("alice", 10_000, 1),
+            "stored under the account name"
+        );
 
         let mut again = row("ALICE", 30_000, 2);
         again.reason = LockReason::SecondFactor;
@@ -250,13 +314,24 @@ mod tests {
         );
 
         let lifted = store.unlock_user("Alice").unwrap().unwrap();
-        assert_eq!(lifted.locked_until, 30_000);
-        assert!(store.lockout("alice").unwrap().is_none());
-        assert!(store.unlock_user("alice").unwrap().is_none(), "nothing left");
+        assert_eq!((lifted.locked_until, lifted.level), (30_000, 2));
+        let marked = store.lockout("alice").unwrap().unwrap();
+        assert!(marked.unlocked_at.is_some(), "marked, not deleted");
+        assert_eq!(marked.level, 0, "history forgotten");
+        assert!(!marked.is_active(0));
+        assert!(
+            store.unlock_user("alice").unwrap().is_none(),
+            "already unlocked"
+        );
+        assert!(store.unlock_user("nobody").unwrap().is_none());
+        assert!(store.lockout("nobody").unwrap().is_none(), "no row made up");
         assert!(matches!(
             store.unlock_user("a\nb"),
             Err(StoreError::InvalidName(_))
         ));
+        // A new lockout clears the mark.
+        store.lock_user(&row("alice", 40_000, 1)).unwrap();
+        assert_eq!(store.lockout("alice").unwrap().unwrap().unlocked_at, None);
     }
 
     #[test]
@@ -267,7 +342,27 @@ mod tests {
         assert!(store.user("carol").unwrap().is_none());
         drop(store);
         let store = Store::open(&dir.path().join("users.db"), &key(1)).unwrap();
-        assert_eq!(store.lockout("carol").unwrap(), Some(row("carol", 50_000, 3)));
+        assert_eq!(
+            store.lockout("carol").unwrap(),
+            Some(row("carol", 50_000, 3))
+        );
+    }
+
+    #[test]
+    fn forgetting_history_leaves_a_lockout_in_force_alone() {
+        let (_dir, store) = temp_store();
+        store.lock_user(&row("ended", 1_000, 3)).unwrap();
+        store.lock_user(&row("active", u64::MAX / 4, 1)).unwrap();
+        assert!(store.forget_lockout("Ended").unwrap());
+        assert!(!store.forget_lockout("active").unwrap());
+        assert!(!store.forget_lockout("nobody").unwrap());
+        let names: Vec<String> = store
+            .lockouts()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["active"]);
     }
 
     #[test]
@@ -275,9 +370,17 @@ mod tests {
         let (_dir, store) = temp_store();
         store.lock_user(&row("old", 1_000, 1)).unwrap();
         store.lock_user(&row("recent", 5_000, 1)).unwrap();
+        // Unlocked just now, though its lockout would have ended long ago: kept for a while.
+        store.lock_user(&row("unlocked", 1_000, 1)).unwrap();
+        store.unlock_user("unlocked").unwrap();
         assert_eq!(store.purge_lockouts(5_000).unwrap(), 1);
-        let names: Vec<String> = store.lockouts().unwrap().into_iter().map(|r| r.name).collect();
-        assert_eq!(names, ["recent"]);
+        let names: Vec<String> = store
+            .lockouts()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["recent", "unlocked"]);
     }
 
     #[test]
@@ -290,6 +393,12 @@ mod tests {
         assert_eq!(json["reason"], "directory_rejects");
         assert_eq!(json["locked_until"], "2033-05-18T03:33:20Z");
         assert_eq!(json["level"], 2);
+        assert!(json["unlocked_at"].is_null());
+        let unlocked = LockoutRow {
+            unlocked_at: Some(1_999_999_000),
+            ..r
+        };
+        assert!(!unlocked.is_active(1_999_999_999));
     }
 
     #[test]

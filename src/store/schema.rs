@@ -22,7 +22,8 @@ use super::StoreError;
 ///   code at enrolment.
 /// - `lockouts` (step 2): the latest lockout of each account name (see `lockouts.rs`), kept after
 ///   it ends so that a repeat lockout can grow; not tied to `users`, because the directory's
-///   accounts need not be in the store. `level` counts lockouts in a row.
+///   accounts need not be in the store. `level` counts lockouts in a row; `unlocked_at` is set
+///   when an administrator lifted the lockout (the running daemon reads it).
 pub(crate) const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE store_keys (
@@ -62,7 +63,8 @@ CREATE TABLE lockouts (
     reason       TEXT    NOT NULL,
     locked_at    INTEGER NOT NULL,
     locked_until INTEGER NOT NULL,
-    level        INTEGER NOT NULL CHECK (level >= 1)
+    level        INTEGER NOT NULL CHECK (level >= 0),
+    unlocked_at  INTEGER
 ) STRICT;
 ",
 ];
@@ -146,12 +148,12 @@ mod tests {
             [],
         )
         .unwrap();
-        let zero_level = conn.execute(
+        let negative = conn.execute(
             "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
-             VALUES ('bob', 'second_factor', 1, 2, 0)",
+             VALUES ('bob', 'second_factor', 1, 2, -1)",
             [],
         );
-        assert!(zero_level.is_err(), "level starts at 1");
+        assert!(negative.is_err());
     }
 
     #[test]
