@@ -650,7 +650,7 @@ fn maintenance_shrinks_every_table_back_after_an_attack() {
     });
     for i in 0..20_000u32 {
         let name = format!("user{i}");
-        let origin = IpAddr::V4(Ipv4Addr::from(0xC633_0000 + i));
+        let origin = IpAddr::V4(Ipv4Addr::from(0x7F00_0000 + i));
         let a = Attempt {
             origin: Some(origin),
             ..attempt(&name, "0.0.0.0")
