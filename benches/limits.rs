@@ -169,7 +169,10 @@ fn memory() {
         after_quiet - base
     );
     drop(limiter);
-    println!("  limiter dropped:                                {:7.1} MiB", rss_mib() - base);
+    println!(
+        "  limiter dropped:                                {:7.1} MiB",
+        rss_mib() - base
+    );
 }
 
 fn main() {

@@ -1,173 +1,73 @@
-//! One user's failures and lockout, as plain data with the rules on it. No clock and no
+//! A user's failure streak and lockout, as plain data with the rules on it. No clock and no
 //! locking here: every method takes `now` (Unix seconds) and the [`Limits`].
 //!
-//! Two counters, kept apart so that bad passwords alone say nothing about the second factor
-//! (and the other way round): directory rejects and second-factor failures, each a sliding
-//! window of event times. When one reaches its threshold the user is locked; that counter
-//! starts again from zero, so after the lockout the user has the full allowance again and
-//! only the growing period answers repeated guessing.
-
-use std::time::Duration;
+//! Failures are counted the way AD counts bad passwords: **in a row**, a failure more than
+//! the window after the user's previous one starts the count again. That is stricter than
+//! "N within any window": a patient guesser who stays just under N per window is still
+//! caught, as AD would catch him, so portvakt locks first. Two counts, kept apart so that
+//! bad passwords alone say nothing about the second factor and the other way round:
+//! directory rejects and second-factor failures. They share the time of the last failure.
+//!
+//! A [`Failures`] value is 8 bytes: an attack with a million user names fills a million
+//! entries, so the common case is kept small. Lockouts ([`Lock`]) are rare and live in a
+//! table of their own.
 
 use crate::store::{LockReason, LockoutRow};
 
 use super::settings::{Limits, Threshold};
 
-/// What a lockout says about itself.
-#[derive(Debug, Clone)]
-pub(super) struct Lock {
-    /// The account name for logs and the store (escaped, if it was no valid name).
-    pub(super) name: Box<str>,
-    pub(super) reason: LockReason,
-    pub(super) at: u64,
-    pub(super) until: u64,
-    /// When the daemon last asked the store whether the lockout still stands.
-    pub(super) asked_store: u64,
+/// Unix seconds in 32 bits: half the size, and enough until 2106.
+pub(super) fn secs32(unix: u64) -> u32 {
+    u32::try_from(unix).unwrap_or(u32::MAX)
 }
 
-/// A user's state. Absent from the table = nothing to remember.
-#[derive(Debug, Default)]
-pub(super) struct UserState {
-    /// Times of directory rejects within the window, oldest first.
-    rejects: Vec<u64>,
-    /// Times of second-factor failures within the window, oldest first.
-    failures: Vec<u64>,
-    /// Lockouts in a row; 0 before the first.
-    level: u32,
-    /// When the latest lockout ends or ended.
-    last_end: u64,
-    /// The latest lockout, until maintenance drops it after it ends. Boxed: most users in
-    /// the table have none.
-    lock: Option<Box<Lock>>,
+/// A user's current failure streaks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Failures {
+    /// The time of the user's latest failure of either kind.
+    last: u32,
+    /// Directory rejects in a row.
+    rejects: u8,
+    /// Second-factor failures in a row.
+    failures: u8,
 }
 
-/// Longest doubling: 2³⁰ × the first period is beyond any `lockout_max`.
-const MAX_DOUBLINGS: u32 = 30;
-
-fn secs(d: Duration) -> u64 {
-    d.as_secs()
-}
-
-/// Drops event times that left the window.
-fn prune(times: &mut Vec<u64>, now: u64, window: Duration) {
-    let keep_from = times.partition_point(|&t| now.saturating_sub(t) >= secs(window));
-    times.drain(..keep_from);
-}
-
-impl UserState {
-    /// The lockout in force at `now`, if any.
-    pub(super) fn active_lock(&self, now: u64) -> Option<&Lock> {
-        self.lock.as_deref().filter(|l| now < l.until)
-    }
-
-    /// The lockout in force at `now`, mutable (to note a store check).
-    pub(super) fn active_lock_mut(&mut self, now: u64) -> Option<&mut Lock> {
-        self.lock.as_deref_mut().filter(|l| now < l.until)
-    }
-
-    /// Lockouts in a row so far.
-    pub(super) fn level(&self) -> u32 {
-        self.level
-    }
-
-    /// Counts a failure; returns the new lockout if this one completes a threshold.
-    /// Failures while locked are not counted: nothing reaches the directory then, and a
-    /// late second-factor answer must not stretch the lockout.
-    pub(super) fn record(
-        &mut self,
-        reason: LockReason,
-        name: &str,
-        now: u64,
-        limits: &Limits,
-    ) -> Option<LockoutRow> {
-        if self.active_lock(now).is_some() {
-            return None;
-        }
+impl Failures {
+    /// Counts a failure at `now`; true if it completes the threshold. That count then
+    /// starts again from zero: after the lockout the user has the full allowance, and only
+    /// the growing lockout period answers repeated guessing.
+    pub(super) fn record(&mut self, reason: LockReason, now: u64, limits: &Limits) -> bool {
+        self.expire(now, limits);
         let threshold = threshold(reason, limits);
-        let times = self.times(reason);
-        prune(times, now, threshold.window);
-        times.push(now);
-        if times.len() < threshold.count as usize {
-            return None;
-        }
-        times.clear();
-        Some(self.lock(reason, name, now, limits))
-    }
-
-    fn times(&mut self, reason: LockReason) -> &mut Vec<u64> {
-        match reason {
+        let count = match reason {
             LockReason::DirectoryRejects => &mut self.rejects,
             LockReason::SecondFactor => &mut self.failures,
-        }
-    }
-
-    /// Locks the user now: a repeat within `lockout_memory` of the previous end doubles
-    /// the period, up to `lockout_max`.
-    fn lock(&mut self, reason: LockReason, name: &str, now: u64, limits: &Limits) -> LockoutRow {
-        let repeat =
-            self.level > 0 && now < self.last_end.saturating_add(secs(limits.lockout_memory));
-        self.level = if repeat {
-            self.level.saturating_add(1)
-        } else {
-            1
         };
-        let doublings = (self.level - 1).min(MAX_DOUBLINGS);
-        let period = secs(limits.lockout)
-            .saturating_mul(1 << doublings)
-            .min(secs(limits.lockout_max));
-        let until = now.saturating_add(period);
-        self.last_end = until;
-        self.lock = Some(Box::new(Lock {
-            name: name.into(),
-            reason,
-            at: now,
-            until,
-            asked_store: now,
-        }));
-        LockoutRow {
-            name: name.to_owned(),
-            reason,
-            locked_at: now,
-            locked_until: until,
-            level: self.level,
-            unlocked_at: None,
+        *count = count.saturating_add(1);
+        let reached = u32::from(*count) >= threshold.count;
+        if reached {
+            *count = 0;
         }
+        self.last = secs32(now);
+        reached
     }
 
     /// The password was right: directory rejects so far no longer count.
     pub(super) fn clear_rejects(&mut self) {
-        self.rejects.clear();
+        self.rejects = 0;
     }
 
-    /// Takes over a lockout from the store (at startup, or when the store differs).
-    /// A row that has ended keeps only its history.
-    pub(super) fn adopt(&mut self, row: &LockoutRow, now: u64) {
-        self.level = row.level.max(1);
-        self.last_end = row.locked_until;
-        self.lock = row.is_active(now).then(|| {
-            Box::new(Lock {
-                name: row.name.as_str().into(),
-                reason: row.reason,
-                at: row.locked_at,
-                until: row.locked_until,
-                asked_store: now,
-            })
-        });
-    }
-
-    /// Drops what no longer counts at `now`; true if nothing is left to remember.
+    /// Ends the streaks whose window has passed since the last failure; true if nothing is
+    /// left to remember.
     pub(super) fn expire(&mut self, now: u64, limits: &Limits) -> bool {
-        prune(&mut self.rejects, now, limits.directory_rejects.window);
-        prune(&mut self.failures, now, limits.second_factor.window);
-        if self.active_lock(now).is_none() {
-            self.lock = None;
+        let quiet = u64::from(secs32(now).saturating_sub(self.last));
+        if quiet >= limits.directory_rejects.window.as_secs() {
+            self.rejects = 0;
         }
-        let remembered =
-            self.level > 0 && now < self.last_end.saturating_add(secs(limits.lockout_memory));
-        if !remembered {
-            self.level = 0;
+        if quiet >= limits.second_factor.window.as_secs() {
+            self.failures = 0;
         }
-        self.lock.is_none() && self.rejects.is_empty() && self.failures.is_empty() && !remembered
+        self.rejects == 0 && self.failures == 0
     }
 }
 
@@ -178,15 +78,80 @@ fn threshold(reason: LockReason, limits: &Limits) -> Threshold {
     }
 }
 
+/// Longest doubling: 2³⁰ × the first period is beyond any `lockout_max`.
+const MAX_DOUBLINGS: u32 = 30;
+
+/// A user's latest lockout, kept after it ends while it still makes the next one grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lock {
+    pub(super) reason: LockReason,
+    /// When it began (Unix seconds).
+    pub(super) at: u64,
+    /// When it ends.
+    pub(super) until: u64,
+    /// Lockouts in a row, this one included.
+    pub(super) level: u32,
+    /// When the daemon last asked the store whether it still stands.
+    pub(super) asked_store: u64,
+}
+
 impl Lock {
-    /// The lockout as a store row.
-    pub(super) fn row(&self, level: u32) -> LockoutRow {
+    /// A lockout beginning `now`. A repeat within `lockout_memory` of the end of `previous`
+    /// lasts twice as long as that one, up to `lockout_max`.
+    pub(super) fn begin(
+        previous: Option<&Self>,
+        reason: LockReason,
+        now: u64,
+        limits: &Limits,
+    ) -> Self {
+        let level = match previous {
+            Some(p) if p.remembered(now, limits) => p.level.saturating_add(1),
+            _ => 1,
+        };
+        let doublings = (level - 1).min(MAX_DOUBLINGS);
+        let period = limits
+            .lockout
+            .as_secs()
+            .saturating_mul(1 << doublings)
+            .min(limits.lockout_max.as_secs());
+        Self {
+            reason,
+            at: now,
+            until: now.saturating_add(period),
+            level,
+            asked_store: now,
+        }
+    }
+
+    /// The lockout a store row describes (its history, if it has ended).
+    pub(super) fn from_row(row: &LockoutRow, now: u64) -> Self {
+        Self {
+            reason: row.reason,
+            at: row.locked_at,
+            until: row.locked_until,
+            level: row.level.max(1),
+            asked_store: now,
+        }
+    }
+
+    /// In force at `now`.
+    pub(super) fn is_active(&self, now: u64) -> bool {
+        now < self.until
+    }
+
+    /// Still counts as history for the next lockout at `now`.
+    pub(super) fn remembered(&self, now: u64, limits: &Limits) -> bool {
+        now < self.until.saturating_add(limits.lockout_memory.as_secs())
+    }
+
+    /// The store row for the account `name`.
+    pub(super) fn row(&self, name: &str) -> LockoutRow {
         LockoutRow {
-            name: self.name.to_string(),
+            name: name.to_owned(),
             reason: self.reason,
             locked_at: self.at,
             locked_until: self.until,
-            level,
+            level: self.level,
             unlocked_at: None,
         }
     }
@@ -199,84 +164,96 @@ mod tests {
     const T0: u64 = 1_700_000_000;
     const MIN: u64 = 60;
 
-    fn fail(s: &mut UserState, reason: LockReason, at: u64, l: &Limits) -> Option<LockoutRow> {
-        s.record(reason, "alice", at, l)
+    /// Failures at the given minutes; the minute at which the threshold was reached.
+    fn streak(reason: LockReason, minutes: &[u64]) -> Vec<u64> {
+        let l = Limits::default();
+        let mut f = Failures::default();
+        minutes
+            .iter()
+            .filter(|&&m| f.record(reason, T0 + m * MIN, &l))
+            .copied()
+            .collect()
     }
 
     #[test]
-    fn rejects_lock_at_the_threshold_within_a_sliding_window() {
-        let l = Limits::default(); // 3 within 10 min
-        let mut s = UserState::default();
-        assert!(fail(&mut s, LockReason::DirectoryRejects, T0, &l).is_none());
-        assert!(fail(&mut s, LockReason::DirectoryRejects, T0 + 9 * MIN, &l).is_none());
-        // The first has left the window: two remain.
-        assert!(fail(&mut s, LockReason::DirectoryRejects, T0 + 10 * MIN, &l).is_none());
-        let row = fail(&mut s, LockReason::DirectoryRejects, T0 + 11 * MIN, &l).unwrap();
-        assert_eq!(row.reason, LockReason::DirectoryRejects);
-        assert_eq!(row.locked_at, T0 + 11 * MIN);
-        assert_eq!(row.locked_until, T0 + 26 * MIN, "15 minutes");
-        assert_eq!(row.level, 1);
-        assert!(s.active_lock(T0 + 26 * MIN - 1).is_some());
-        assert!(s.active_lock(T0 + 26 * MIN).is_none());
+    fn an_entry_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Failures>(), 8);
+    }
+
+    #[test]
+    fn rejects_lock_at_three_in_a_row_each_within_ten_minutes() {
+        let r = LockReason::DirectoryRejects;
+        assert_eq!(streak(r, &[0, 1, 2]), [2]);
+        // 9 minutes apart: still in a row (a sliding "3 in 10 min" would never lock here).
+        assert_eq!(streak(r, &[0, 9, 18, 27, 36, 45]), [18, 45]);
+        // A 10-minute pause starts again.
+        assert_eq!(streak(r, &[0, 1, 11, 12, 22, 23]), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn second_factor_failures_lock_at_five_within_fifteen_minutes() {
+        let f = LockReason::SecondFactor;
+        assert_eq!(streak(f, &[0, 1, 2, 3, 4]), [4]);
+        assert_eq!(streak(f, &[0, 14, 28, 42, 56]), [56]);
+        assert_eq!(streak(f, &[0, 1, 2, 3, 18, 19, 20, 21]), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_counts_are_apart_and_an_accept_clears_rejects() {
+        let l = Limits::default();
+        let mut f = Failures::default();
+        assert!(!f.record(LockReason::DirectoryRejects, T0, &l));
+        assert!(!f.record(LockReason::DirectoryRejects, T0, &l));
+        for _ in 0..4 {
+            assert!(!f.record(LockReason::SecondFactor, T0, &l));
+        }
+        f.clear_rejects();
+        assert!(!f.record(LockReason::DirectoryRejects, T0, &l));
+        assert!(!f.record(LockReason::DirectoryRejects, T0, &l));
+        assert!(f.record(LockReason::SecondFactor, T0, &l));
+        assert!(f.record(LockReason::DirectoryRejects, T0, &l));
+        assert!(f.expire(T0, &l), "both counts started again");
+    }
+
+    #[test]
+    fn expire_forgets_each_count_after_its_window() {
+        let l = Limits::default();
+        let mut f = Failures::default();
+        f.record(LockReason::DirectoryRejects, T0, &l);
+        f.record(LockReason::SecondFactor, T0, &l);
+        assert!(
+            !f.expire(T0 + 10 * MIN, &l),
+            "second-factor window is 15 min"
+        );
+        assert!(f.expire(T0 + 15 * MIN, &l));
     }
 
     #[test]
     fn repeats_double_up_to_the_maximum_and_are_forgotten_later() {
         let l = Limits::default(); // 15 min, max 24 h, memory 24 h
-        let mut s = UserState::default();
+        let mut lock: Option<Lock> = None;
         let mut now = T0;
         let mut periods = Vec::new();
         for _ in 0..10 {
-            let row = (0..5)
-                .find_map(|_| fail(&mut s, LockReason::SecondFactor, now, &l))
-                .unwrap();
-            periods.push((row.locked_until - row.locked_at) / MIN);
-            now = row.locked_until;
+            let next = Lock::begin(lock.as_ref(), LockReason::SecondFactor, now, &l);
+            periods.push((next.until - next.at) / MIN);
+            now = next.until;
+            lock = Some(next);
         }
         assert_eq!(periods, [15, 30, 60, 120, 240, 480, 960, 1440, 1440, 1440]);
-        // A day after the last one ended, the history is gone.
-        now += 24 * 3600;
-        let row = (0..5)
-            .find_map(|_| fail(&mut s, LockReason::SecondFactor, now, &l))
-            .unwrap();
-        assert_eq!((row.level, row.locked_until - now), (1, 15 * MIN));
+        let last = lock.unwrap();
+        assert!(last.remembered(last.until + 24 * 3600 - 1, &l));
+        let fresh = Lock::begin(
+            Some(&last),
+            LockReason::SecondFactor,
+            last.until + 24 * 3600,
+            &l,
+        );
+        assert_eq!((fresh.level, fresh.until - fresh.at), (1, 15 * MIN));
     }
 
     #[test]
-    fn failures_while_locked_do_not_count_or_extend() {
-        let l = Limits::default();
-        let mut s = UserState::default();
-        let row = (0..3)
-            .find_map(|_| fail(&mut s, LockReason::DirectoryRejects, T0, &l))
-            .unwrap();
-        for _ in 0..10 {
-            assert!(fail(&mut s, LockReason::SecondFactor, T0 + 1, &l).is_none());
-        }
-        assert_eq!(s.active_lock(T0 + 1).unwrap().until, row.locked_until);
-        // After the lockout the second-factor count starts from zero.
-        for i in 0..4 {
-            assert!(fail(&mut s, LockReason::SecondFactor, row.locked_until + i, &l).is_none());
-        }
-    }
-
-    #[test]
-    fn the_two_counters_are_apart_and_an_accept_clears_rejects() {
-        let l = Limits::default();
-        let mut s = UserState::default();
-        fail(&mut s, LockReason::DirectoryRejects, T0, &l);
-        fail(&mut s, LockReason::DirectoryRejects, T0, &l);
-        for _ in 0..4 {
-            assert!(fail(&mut s, LockReason::SecondFactor, T0, &l).is_none());
-        }
-        s.clear_rejects();
-        assert!(fail(&mut s, LockReason::DirectoryRejects, T0, &l).is_none());
-        assert!(fail(&mut s, LockReason::DirectoryRejects, T0, &l).is_none());
-        let row = fail(&mut s, LockReason::SecondFactor, T0, &l).unwrap();
-        assert_eq!(row.reason, LockReason::SecondFactor);
-    }
-
-    #[test]
-    fn adopting_a_row_restores_the_lock_or_only_its_history() {
+    fn a_row_round_trips_and_its_history_counts() {
         let l = Limits::default();
         let row = LockoutRow {
             name: "alice".into(),
@@ -286,39 +263,10 @@ mod tests {
             level: 2,
             unlocked_at: None,
         };
-        let mut s = UserState::default();
-        s.adopt(&row, T0 + MIN);
-        assert_eq!(s.active_lock(T0 + MIN).unwrap().row(s.level()), row);
-        let mut ended = UserState::default();
-        ended.adopt(&row, T0 + 31 * MIN);
-        assert!(ended.active_lock(T0 + 31 * MIN).is_none());
-        let next = (0..3)
-            .find_map(|_| fail(&mut ended, LockReason::DirectoryRejects, T0 + 40 * MIN, &l))
-            .unwrap();
-        assert_eq!(
-            (next.level, next.locked_until - next.locked_at),
-            (3, 60 * MIN)
-        );
-    }
-
-    #[test]
-    fn expire_forgets_in_stages() {
-        let l = Limits::default();
-        let mut s = UserState::default();
-        fail(&mut s, LockReason::DirectoryRejects, T0, &l);
-        assert!(!s.expire(T0 + 9 * MIN, &l), "a recent reject is remembered");
-        assert!(s.expire(T0 + 10 * MIN, &l), "gone after the window");
-
-        let row = (0..3)
-            .find_map(|_| fail(&mut s, LockReason::DirectoryRejects, T0, &l))
-            .unwrap();
-        assert!(
-            !s.expire(row.locked_until, &l),
-            "history is kept after the lockout"
-        );
-        assert!(s.lock.is_none(), "the ended lockout itself is dropped");
-        assert_eq!(s.level(), 1);
-        assert!(s.expire(row.locked_until + 24 * 3600, &l));
-        assert_eq!(s.level(), 0);
+        let lock = Lock::from_row(&row, T0 + MIN);
+        assert_eq!(lock.row("alice"), row);
+        assert!(lock.is_active(T0 + MIN) && !lock.is_active(T0 + 30 * MIN));
+        let next = Lock::begin(Some(&lock), LockReason::DirectoryRejects, T0 + 40 * MIN, &l);
+        assert_eq!((next.level, next.until - next.at), (3, 60 * MIN));
     }
 }

@@ -20,10 +20,11 @@
 //!
 //! - **Rates** (governor, [`rates`]): per client, per origin address, per user name, and a
 //!   global ceiling on requests to the directory.
-//! - **Lockouts** ([`lockout`]): second-factor failures or directory rejects per user within
-//!   a sliding window lock the user, for a period that doubles on repeats. The reject
+//! - **Lockouts** ([`lockout`]): second-factor failures or directory rejects per user, in a
+//!   row as AD counts them, lock the user for a period that doubles on repeats. The reject
 //!   threshold sits below AD's, so portvakt absorbs the guessing and AD never locks.
-//! - **Spray shield** ([`spray`]): too many distinct users rejected from one origin block it.
+//! - **Spray shield** ([`spray`]): too many distinct users rejected from one origin within a
+//!   window block it.
 //!
 //! Whether each applies to logins from trusted sites is configured ([`Limits`]); the
 //! per-client rate and the directory ceiling always apply (they protect portvakt and the
@@ -40,9 +41,12 @@
 //! blocks are Unix seconds computed as the Unix time at start plus the clock's elapsed
 //! time. Tests use `FakeRelativeClock` and are deterministic.
 //!
-//! Every table is capped at `max_keys`; [`Limiter::maintain`] forgets quiet keys and returns
-//! the memory. Failure state is only created by directory rejects and second-factor
-//! failures, which the directory ceiling already limits.
+//! Every table of per-key state is capped at `max_keys`; [`Limiter::maintain`] forgets quiet
+//! keys and returns the memory. Entries are small and fixed-size (no allocation per key):
+//! 16 bytes in the rate tables, 8-byte failure and spray counts, 4-byte "seen" marks. With
+//! a million distinct users from a million distinct addresses, all rejected, every table
+//! full, the limiter holds about 160 MiB (`benches/limits.rs`). Lockouts and blocks, which
+//! are few, live in tables of their own.
 
 mod lockout;
 mod quiet;
@@ -58,6 +62,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use governor::clock::{Clock, DefaultClock, Reference};
 
 pub use settings::{Limits, Rate, RawLimits, Threshold};
@@ -65,10 +70,10 @@ pub use settings::{Limits, Rate, RawLimits, Threshold};
 pub use crate::store::{LockReason, LockoutRow, lockout_name};
 use crate::store::{Store, StoreError};
 
-use lockout::UserState;
+use lockout::{Failures, Lock, secs32};
 use quiet::LogGate;
 use rates::{Check, DirectRate, KeyedRate};
-use spray::OriginState;
+use spray::OriginCount;
 
 /// The Reply-Message of every Access-Reject a limit causes. It says nothing about which
 /// limit, or whether the user exists: the reason goes to the log only.
@@ -242,10 +247,16 @@ pub struct Keys {
     pub origins: usize,
     /// Keys in the per-user rate.
     pub users: usize,
-    /// Users with failures, a lockout or lockout history.
+    /// Users with a failure streak.
     pub user_states: usize,
-    /// Origins with recent rejects or a block.
+    /// Users locked, or with a lockout that still counts as history.
+    pub locks: usize,
+    /// Origins with recent rejects.
     pub spray_origins: usize,
+    /// Origin–user pairs rejected within the spray window.
+    pub spray_pairs: usize,
+    /// Origins blocked by the spray shield.
+    pub blocked_origins: usize,
     /// Keys whose log line is being held back.
     pub quiet_logs: usize,
 }
@@ -257,7 +268,10 @@ impl Keys {
             + self.origins
             + self.users
             + self.user_states
+            + self.locks
             + self.spray_origins
+            + self.spray_pairs
+            + self.blocked_origins
             + self.quiet_logs
     }
 }
@@ -288,10 +302,22 @@ struct UserKey {
     valid: bool,
 }
 
-/// An origin as the limits key it: the address, or its IPv6 prefix.
+/// An origin as the limits key it: the IPv4 address, or the IPv6 prefix.
 struct OriginKey {
     hash: u64,
-    shown: String,
+    /// The address, IPv6 with the host bits cleared.
+    net: IpAddr,
+    /// The IPv6 prefix length.
+    prefix: Option<u8>,
+}
+
+impl fmt::Display for OriginKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix {
+            Some(len) => write!(f, "{}/{len}", self.net),
+            None => write!(f, "{}", self.net),
+        }
+    }
 }
 
 /// The limits. `Send + Sync`; share it in an `Arc`. Every method is short and never blocks
@@ -308,8 +334,16 @@ pub struct Limiter<C: Clock = DefaultClock> {
     per_origin: Option<KeyedRate<C>>,
     per_user: Option<KeyedRate<C>>,
     directory: Option<DirectRate<C>>,
-    users: DashMap<u64, UserState>,
-    origins: DashMap<u64, OriginState>,
+    /// User key → failure streaks.
+    users: DashMap<u64, Failures>,
+    /// User key → the latest lockout, while in force or remembered.
+    locks: DashMap<u64, Lock>,
+    /// Origin key → distinct rejected users lately.
+    origins: DashMap<u64, OriginCount>,
+    /// (origin, user) key → when that user was last rejected from there (32-bit Unix).
+    seen: DashMap<u64, u32>,
+    /// Origin key → end of its block (Unix seconds).
+    blocks: DashMap<u64, u64>,
     logs: LogGate,
     counters: Counters,
     /// The Unix second of the last cleanup of `users`/`origins` forced by the cap.
@@ -351,7 +385,10 @@ impl<C: Clock + Clone> Limiter<C> {
             unix_start: unix_now,
             hasher: RandomState::new(),
             users: DashMap::new(),
+            locks: DashMap::new(),
             origins: DashMap::new(),
+            seen: DashMap::new(),
+            blocks: DashMap::new(),
             logs: LogGate::new(limits.max_keys),
             counters: Counters::default(),
             forced_at: AtomicU64::new(0),
@@ -399,7 +436,7 @@ impl<C: Clock> Limiter<C> {
         if let Some(origin) = &origin
             && self.origin_rate_applies(attempt.trusted)
         {
-            let verdict = self.rate(Limit::Origin, origin.hash, &origin.shown, now);
+            let verdict = self.rate(Limit::Origin, origin.hash, origin, now);
             if !verdict.is_allow() {
                 return verdict;
             }
@@ -426,7 +463,7 @@ impl<C: Clock> Limiter<C> {
             return verdict;
         }
         if self.origin_rate_applies(trusted) {
-            return self.rate(Limit::Origin, key.hash, &key.shown, now);
+            return self.rate(Limit::Origin, key.hash, &key, now);
         }
         Verdict::Allow
     }
@@ -456,7 +493,7 @@ impl<C: Clock> Limiter<C> {
                 let verdict = Verdict::RateLimited {
                     which: Limit::Directory,
                 };
-                self.denied(verdict, 0, "directory", self.unix_now())
+                self.denied(verdict, 0, &"directory", self.unix_now())
             }
             Check::Pass | Check::OverCap => Verdict::Allow,
         }
@@ -464,11 +501,11 @@ impl<C: Clock> Limiter<C> {
 
     fn client_rate(&self, client: &str, now: u64) -> Verdict {
         let hash = self.hasher.hash_one((b'c', client));
-        self.rate(Limit::Client, hash, client, now)
+        self.rate(Limit::Client, hash, &client, now)
     }
 
     /// A keyed rate (client, origin or user) for `hash`; `shown` names the key in the log.
-    fn rate(&self, which: Limit, hash: u64, shown: &str, now: u64) -> Verdict {
+    fn rate(&self, which: Limit, hash: u64, shown: &dyn fmt::Display, now: u64) -> Verdict {
         let table = match which {
             Limit::Client => self.per_client.as_ref(),
             Limit::Origin => self.per_origin.as_ref(),
@@ -490,25 +527,25 @@ impl<C: Clock> Limiter<C> {
     }
 
     fn origin_blocked(&self, origin: &OriginKey, now: u64) -> Option<Verdict> {
-        let until = self.origins.get(&origin.hash)?.blocked(now)?;
-        Some(self.denied(
-            Verdict::OriginBlocked { until },
-            origin.hash,
-            &origin.shown,
-            now,
-        ))
+        let until = *self.blocks.get(&origin.hash)?;
+        if now >= until {
+            return None;
+        }
+        Some(self.denied(Verdict::OriginBlocked { until }, origin.hash, origin, now))
+    }
+
+    /// The lockout in force for `hash`, if any (a copy: no table lock is kept).
+    fn active_lock(&self, hash: u64, now: u64) -> Option<Lock> {
+        self.locks
+            .get(&hash)
+            .map(|l| *l)
+            .filter(|l| l.is_active(now))
     }
 
     fn user_locked(&self, user: &UserKey, now: u64) -> Option<Verdict> {
-        let (until, reason, due) = {
-            let state = self.users.get(&user.hash)?;
-            let lock = state.active_lock(now)?;
-            (
-                lock.until,
-                lock.reason,
-                now >= lock.asked_store + ASK_STORE_EVERY,
-            )
-        };
+        let lock = self.active_lock(user.hash, now)?;
+        let (until, reason) = (lock.until, lock.reason);
+        let due = now >= lock.asked_store + ASK_STORE_EVERY;
         let ask_store = due && user.valid && self.note_store_asked(user.hash, now);
         let verdict = Verdict::Locked {
             until,
@@ -521,20 +558,18 @@ impl<C: Clock> Limiter<C> {
     /// Marks that the store is being asked about a lockout now; false if another request
     /// got there first.
     fn note_store_asked(&self, hash: u64, now: u64) -> bool {
-        let Some(mut state) = self.users.get_mut(&hash) else {
+        let Some(mut lock) = self.locks.get_mut(&hash) else {
             return false;
         };
-        match state.active_lock_mut(now) {
-            Some(lock) if now >= lock.asked_store + ASK_STORE_EVERY => {
-                lock.asked_store = now;
-                true
-            }
-            _ => false,
+        if lock.is_active(now) && now >= lock.asked_store + ASK_STORE_EVERY {
+            lock.asked_store = now;
+            return true;
         }
+        false
     }
 
     /// Counts a denial and logs it once per key per window.
-    fn denied(&self, verdict: Verdict, hash: u64, shown: &str, now: u64) -> Verdict {
+    fn denied(&self, verdict: Verdict, hash: u64, shown: &dyn fmt::Display, now: u64) -> Verdict {
         let c = &self.counters;
         let (counter, tag) = match verdict {
             Verdict::Allow => return verdict,
@@ -551,7 +586,7 @@ impl<C: Clock> Limiter<C> {
         if self.logs.first(self.hasher.hash_one((tag, hash)), now) {
             tracing::info!(
                 target: "portvakt::limits",
-                key = shown,
+                key = %shown,
                 reason = verdict.reason_code(),
                 "rejected without asking the directory: {verdict} (logged once a minute per key)"
             );
@@ -607,17 +642,19 @@ impl<C: Clock> Limiter<C> {
         match ip.to_canonical() {
             IpAddr::V4(v4) => OriginKey {
                 hash: self.hasher.hash_one((b'4', v4)),
-                shown: v4.to_string(),
+                net: IpAddr::V4(v4),
+                prefix: None,
             },
             IpAddr::V6(v6) => {
-                let len = u32::from(self.limits.origin_ipv6_prefix.min(128));
+                let len = self.limits.origin_ipv6_prefix.min(128);
                 // `checked_shl` is `None` for a shift of 128 (a /0 prefix, refused by the
                 // settings): then no bits are kept.
-                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
                 let net = Ipv6Addr::from(u128::from(v6) & mask);
                 OriginKey {
                     hash: self.hasher.hash_one((b'6', net)),
-                    shown: format!("{net}/{len}"),
+                    net: IpAddr::V6(net),
+                    prefix: Some(len),
                 }
             }
         }
@@ -645,8 +682,8 @@ impl<C: Clock> Limiter<C> {
     /// The directory accepted the user's password: earlier rejects no longer count.
     pub fn note_directory_accept(&self, user: impl AsRef<[u8]>) {
         let user = self.user_key(user.as_ref());
-        if let Some(mut state) = self.users.get_mut(&user.hash) {
-            state.clear_rejects();
+        if let Some(mut failures) = self.users.get_mut(&user.hash) {
+            failures.clear_rejects();
         }
     }
 
@@ -671,23 +708,35 @@ impl<C: Clock> Limiter<C> {
     pub fn note_success(&self, user: impl AsRef<[u8]>) -> Option<Persist> {
         let user = self.user_key(user.as_ref());
         let now = self.unix_now();
-        let (_, state) = self
-            .users
-            .remove_if(&user.hash, |_, s| s.active_lock(now).is_none())?;
-        (state.level() > 0 && user.valid).then_some(Persist::Forget(user.name))
+        self.users.remove(&user.hash);
+        let (_, lock) = self.locks.remove_if(&user.hash, |_, l| !l.is_active(now))?;
+        (lock.remembered(now, &self.limits) && user.valid).then_some(Persist::Forget(user.name))
     }
 
+    /// Counts a failure; locks the user when it completes a streak. Failures while locked
+    /// are not counted: nothing reaches the directory then, and a late second-factor
+    /// answer must not stretch the lockout.
     fn count_failure(&self, user: &UserKey, reason: LockReason, now: u64) -> Option<Persist> {
+        if self.active_lock(user.hash, now).is_some() {
+            return None;
+        }
         if !self.has_room(&self.users, user.hash, now) {
             self.over_cap("users", now);
             return None;
         }
-        let row = self.users.entry(user.hash).or_default().record(
-            reason,
-            &user.name,
-            now,
-            &self.limits,
-        )?;
+        let reached = self
+            .users
+            .entry(user.hash)
+            .or_default()
+            .record(reason, now, &self.limits);
+        if !reached {
+            return None;
+        }
+        // Lockouts are few (each takes a whole streak) and are never dropped for room.
+        let previous = self.locks.get(&user.hash).map(|l| *l);
+        let lock = Lock::begin(previous.as_ref(), reason, now, &self.limits);
+        self.locks.insert(user.hash, lock);
+        let row = lock.row(&user.name);
         bump(&self.counters.lockouts);
         tracing::warn!(
             target: "portvakt::limits",
@@ -700,27 +749,54 @@ impl<C: Clock> Limiter<C> {
         user.valid.then_some(Persist::Lock(row))
     }
 
+    /// Counts a rejected user for the origin's spray count, once per user per window.
     fn count_spray(&self, origin: &OriginKey, user: &UserKey, now: u64) {
-        if !self.has_room(&self.origins, origin.hash, now) {
-            self.over_cap("spray_origins", now);
+        if self
+            .blocks
+            .get(&origin.hash)
+            .is_some_and(|until| now < *until)
+        {
+            return; // nothing reaches the directory from there meanwhile
+        }
+        let pair = self.hasher.hash_one((b'p', origin.hash, user.hash));
+        if !self.has_room(&self.seen, pair, now) || !self.has_room(&self.origins, origin.hash, now)
+        {
+            self.over_cap("spray", now);
             return;
         }
-        let until = self.origins.entry(origin.hash).or_default().record(
-            user.hash,
-            now,
-            self.limits.spray,
-            self.limits.spray_block,
-        );
-        if let Some(until) = until {
-            bump(&self.counters.spray_blocks);
-            tracing::warn!(
-                target: "portvakt::limits",
-                origin = %origin.shown,
-                users = self.limits.spray.count,
-                until = %crate::store::format_time(until),
-                "origin blocked: password spraying (many users rejected)"
-            );
+        let window = self.limits.spray.window.as_secs();
+        let new_user = match self.seen.entry(pair) {
+            Entry::Occupied(mut seen) => {
+                let fresh = u64::from(secs32(now).saturating_sub(*seen.get())) >= window;
+                *seen.get_mut() = secs32(now);
+                fresh
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(secs32(now));
+                true
+            }
+        };
+        if !new_user {
+            return;
         }
+        let reached = self
+            .origins
+            .entry(origin.hash)
+            .or_default()
+            .record(now, self.limits.spray);
+        if !reached {
+            return;
+        }
+        let until = now.saturating_add(self.limits.spray_block.as_secs());
+        self.blocks.insert(origin.hash, until);
+        bump(&self.counters.spray_blocks);
+        tracing::warn!(
+            target: "portvakt::limits",
+            origin = %origin,
+            users = self.limits.spray.count,
+            until = %crate::store::format_time(until),
+            "origin blocked: password spraying (many users rejected)"
+        );
     }
 
     /// Whether `key` may be added to `table` (or is there already). At the cap, expired
@@ -735,10 +811,17 @@ impl<C: Clock> Limiter<C> {
         table.len() < self.limits.max_keys
     }
 
+    /// Drops every entry that no longer counts at `now`.
     fn expire(&self, now: u64) {
-        self.users.retain(|_, s| !s.expire(now, &self.limits));
-        let window = self.limits.spray.window;
+        let limits = &self.limits;
+        self.users.retain(|_, f| !f.expire(now, limits));
+        self.locks.retain(|_, l| l.remembered(now, limits));
+        let window = limits.spray.window;
         self.origins.retain(|_, o| !o.expire(now, window));
+        let now32 = secs32(now);
+        self.seen
+            .retain(|_, at| u64::from(now32.saturating_sub(*at)) < window.as_secs());
+        self.blocks.retain(|_, until| now < *until);
     }
 }
 
@@ -746,9 +829,8 @@ impl<C: Clock> Limiter<C> {
     /// The user's lockout in force, if any.
     pub fn is_locked(&self, user: impl AsRef<[u8]>) -> Option<LockoutRow> {
         let user = self.user_key(user.as_ref());
-        let state = self.users.get(&user.hash)?;
-        let lock = state.active_lock(self.unix_now())?;
-        Some(lock.row(state.level()))
+        let lock = self.active_lock(user.hash, self.unix_now())?;
+        Some(lock.row(&user.name))
     }
 
     /// Compares a lockout with the user's row in the store (after a [`Verdict::Locked`]
@@ -762,23 +844,22 @@ impl<C: Clock> Limiter<C> {
     pub fn confirm_lockout(&self, user: impl AsRef<[u8]>, stored: Option<&LockoutRow>) -> bool {
         let user = self.user_key(user.as_ref());
         let now = self.unix_now();
-        let Some(mut state) = self.users.get_mut(&user.hash) else {
+        let Some(lock) = self.active_lock(user.hash, now) else {
             return false;
         };
-        let Some(lock) = state.active_lock(now) else {
-            return false;
-        };
-        let lock_at = lock.at;
-        let lock_until = lock.until;
         match stored {
-            Some(row) if row.unlocked_at.is_some() && row.locked_at >= lock_at => {
-                drop(state);
+            Some(row) if row.unlocked_at.is_some() && row.locked_at >= lock.at => {
                 self.users.remove(&user.hash);
-                tracing::info!(target: "portvakt::limits", user = %user.name, "lockout lifted by an administrator");
+                self.locks.remove(&user.hash);
+                tracing::info!(
+                    target: "portvakt::limits",
+                    user = %user.name,
+                    "lockout lifted by an administrator"
+                );
                 false
             }
-            Some(row) if row.is_active(now) && row.locked_until > lock_until => {
-                state.adopt(row, now);
+            Some(row) if row.is_active(now) && row.locked_until > lock.until => {
+                self.locks.insert(user.hash, Lock::from_row(row, now));
                 true
             }
             _ => true,
@@ -790,9 +871,10 @@ impl<C: Clock> Limiter<C> {
     pub fn unlock(&self, user: impl AsRef<[u8]>) -> bool {
         let user = self.user_key(user.as_ref());
         let now = self.unix_now();
-        self.users
+        self.users.remove(&user.hash);
+        self.locks
             .remove(&user.hash)
-            .is_some_and(|(_, s)| s.active_lock(now).is_some())
+            .is_some_and(|(_, l)| l.is_active(now))
     }
 
     /// Takes over the store's lockouts at startup: active ones lock again, ended ones keep
@@ -804,14 +886,13 @@ impl<C: Clock> Limiter<C> {
             if row.unlocked_at.is_some() {
                 continue;
             }
-            let user = self.user_key(row.name.as_bytes());
-            let mut state = UserState::default();
-            state.adopt(&row, now);
-            if state.expire(now, &self.limits) {
+            let lock = Lock::from_row(&row, now);
+            if !lock.remembered(now, &self.limits) {
                 continue; // long over: nothing to remember
             }
-            active += usize::from(state.active_lock(now).is_some());
-            self.users.insert(user.hash, state);
+            active += usize::from(lock.is_active(now));
+            self.locks
+                .insert(self.user_key(row.name.as_bytes()).hash, lock);
         }
         active
     }
@@ -828,7 +909,10 @@ impl<C: Clock> Limiter<C> {
         }
         self.expire(now);
         self.users.shrink_to_fit();
+        self.locks.shrink_to_fit();
         self.origins.shrink_to_fit();
+        self.seen.shrink_to_fit();
+        self.blocks.shrink_to_fit();
         self.logs.maintain(now);
         self.keys()
     }
@@ -841,7 +925,10 @@ impl<C: Clock> Limiter<C> {
             origins: len(&self.per_origin),
             users: len(&self.per_user),
             user_states: self.users.len(),
+            locks: self.locks.len(),
             spray_origins: self.origins.len(),
+            spray_pairs: self.seen.len(),
+            blocked_origins: self.blocks.len(),
             quiet_logs: self.logs.len(),
         }
     }

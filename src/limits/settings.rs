@@ -51,7 +51,8 @@ pub struct RawLimits {
     /// `second_factor_window` that lock the user.
     #[serde(default = "default_second_factor_failures")]
     pub second_factor_failures: u32,
-    /// The window for `second_factor_failures` (a sliding window).
+    /// Failures count in a row while each comes within this long of the user's previous
+    /// failure (the way AD counts bad passwords); a longer pause starts the count again.
     #[serde(default = "default_second_factor_window", with = "humantime_serde")]
     pub second_factor_window: Duration,
     /// Password rejects from the directory within `directory_reject_window` that lock the
@@ -59,7 +60,9 @@ pub struct RawLimits {
     /// AD, absorbs the guessing.
     #[serde(default = "default_directory_rejects")]
     pub directory_rejects: u32,
-    /// The window for `directory_rejects` (a sliding window).
+    /// Rejects count in a row while each comes within this long of the user's previous
+    /// failure. Set it to at least AD's "Reset account lockout counter after", so that
+    /// every guess AD still counts, portvakt counts too.
     #[serde(default = "default_directory_reject_window", with = "humantime_serde")]
     pub directory_reject_window: Duration,
     /// The directory's own lockout threshold (AD's "Account lockout threshold"), if known:
@@ -68,6 +71,8 @@ pub struct RawLimits {
     pub directory_lockout_threshold: Option<u32>,
     /// How long a first lockout lasts. Each lockout that follows within `lockout_memory`
     /// of the previous one's end lasts twice as long as that one, up to `lockout_max`.
+    /// At least AD's "Reset account lockout counter after" keeps AD's count from carrying
+    /// over from one lockout to the next.
     #[serde(default = "default_lockout", with = "humantime_serde")]
     pub lockout: Duration,
     /// The longest lockout.
@@ -82,9 +87,10 @@ pub struct RawLimits {
     pub lockout_on_trusted: bool,
     /// Distinct user names rejected by the directory from one origin address within
     /// `spray_window` that block that origin (the password-spray shield).
+    /// Only rejects count: users behind one NAT address who log in fine do not.
     #[serde(default = "default_spray_users")]
     pub spray_users: u32,
-    /// The window for `spray_users` (a sliding window).
+    /// The sliding window for `spray_users`.
     #[serde(default = "default_spray_window", with = "humantime_serde")]
     pub spray_window: Duration,
     /// How long a spraying origin stays blocked.
@@ -245,7 +251,7 @@ impl std::fmt::Display for Rate {
     }
 }
 
-/// A count within a sliding window.
+/// A count and the window it is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Threshold {
     /// How many events.
@@ -319,11 +325,11 @@ impl Limits {
             per_user_on_trusted: raw.per_user_on_trusted,
             directory: check.rate("directory", &raw.directory),
             second_factor: Threshold {
-                count: check.at_least("second_factor_failures", raw.second_factor_failures, 1),
+                count: check.within("second_factor_failures", raw.second_factor_failures, 1, 100),
                 window: check.span("second_factor_window", raw.second_factor_window),
             },
             directory_rejects: Threshold {
-                count: check.at_least("directory_rejects", raw.directory_rejects, 1),
+                count: check.within("directory_rejects", raw.directory_rejects, 1, 100),
                 window: check.span("directory_reject_window", raw.directory_reject_window),
             },
             lockout: check.span("lockout", raw.lockout),
@@ -332,7 +338,7 @@ impl Limits {
             lockout_on_trusted: raw.lockout_on_trusted,
             // One user is no spray: at 1 every typo would block the address.
             spray: Threshold {
-                count: check.at_least("spray_users", raw.spray_users, 2),
+                count: check.within("spray_users", raw.spray_users, 2, 200),
                 window: check.span("spray_window", raw.spray_window),
             },
             spray_block: check.span("spray_block", raw.spray_block),
@@ -370,9 +376,11 @@ impl Checker<'_> {
         })
     }
 
-    fn at_least(&mut self, field: &str, value: u32, least: u32) -> u32 {
-        if value < least {
-            self.issue(field, format!("must be at least {least}"));
+    /// Counts are kept in a byte per user or origin (a million of them fit in little
+    /// memory), and NIST SP 800-63B caps failed attempts at 100 anyway.
+    fn within(&mut self, field: &str, value: u32, least: u32, most: u32) -> u32 {
+        if !(least..=most).contains(&value) {
+            self.issue(field, format!("must be from {least} to {most}"));
         }
         value
     }
@@ -502,6 +510,7 @@ mod tests {
             directory: "0/s".into(),
             directory_rejects: 10,
             directory_lockout_threshold: Some(10),
+            second_factor_failures: 101,
             spray_users: 1,
             lockout: Duration::from_secs(3600),
             lockout_max: Duration::from_secs(60),
@@ -517,6 +526,7 @@ mod tests {
             [
                 "limits.per_user",
                 "limits.directory",
+                "limits.second_factor_failures",
                 "limits.spray_users",
                 "limits.spray_window",
                 "limits.lockout_max",

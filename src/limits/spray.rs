@@ -1,67 +1,78 @@
-//! The password-spray shield's state for one origin: which distinct user names the
-//! directory rejected from it lately, and whether it is blocked. Plain data; every method
-//! takes `now` (Unix seconds).
+//! The password-spray shield's count for one origin: how many distinct users the directory
+//! rejected from it lately. Plain data; every method takes `now` (Unix seconds).
 //!
 //! Only directory rejects count, not every login: many legitimate users can share one
-//! address (carrier-grade NAT, a hotel), and they log in successfully. A sprayer's guesses
-//! fail. Users are remembered by their key hash only (8 bytes each), at most
-//! `spray_users` of them per origin, so the state of one origin stays small.
+//! address (carrier-grade NAT, a hotel), and they log in successfully; a sprayer's guesses
+//! fail. Whether a user is new for the origin is the limiter's business (a table of
+//! origin–user pairs seen within the window); this count only adds them up.
+//!
+//! The count is the usual two-window estimate of a sliding window: the current fixed
+//! window's count plus the previous window's, weighted by how much of it still overlaps
+//! the sliding one. It is exact while the origin's rejects fit in one fixed window and
+//! never off by more than the previous window's share otherwise, in 8 bytes per origin:
+//! a botnet brings a million origins.
 
 use std::time::Duration;
 
+use super::lockout::secs32;
 use super::settings::Threshold;
 
-/// One origin's recent rejected users and its block.
-#[derive(Debug, Default)]
-pub(super) struct OriginState {
-    /// (user key hash, time of its latest reject), oldest first; each user once.
-    rejected: Vec<(u64, u64)>,
-    /// The end of the block; 0 if never blocked.
-    blocked_until: u64,
+/// One origin's recent distinct rejected users.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OriginCount {
+    /// Start of the current fixed window (Unix seconds).
+    start: u32,
+    /// Distinct users in the previous window.
+    previous: u8,
+    /// Distinct users in the current window.
+    current: u8,
 }
 
-impl OriginState {
-    /// The end of the block in force at `now`, if any.
-    pub(super) fn blocked(&self, now: u64) -> Option<u64> {
-        (now < self.blocked_until).then_some(self.blocked_until)
-    }
-
-    /// Counts a directory reject of `user`; returns the end of a block that this reject
-    /// starts. While blocked nothing is counted (nothing reaches the directory then).
-    pub(super) fn record(
-        &mut self,
-        user: u64,
-        now: u64,
-        threshold: Threshold,
-        block: Duration,
-    ) -> Option<u64> {
-        if self.blocked(now).is_some() {
-            return None;
+impl OriginCount {
+    /// Counts one more distinct user at `now`; true if the estimate reaches the threshold
+    /// (the count then starts again: the origin is blocked meanwhile).
+    pub(super) fn record(&mut self, now: u64, threshold: Threshold) -> bool {
+        self.roll(now, threshold.window);
+        self.current = self.current.saturating_add(1);
+        if self.reaches(now, threshold) {
+            *self = Self::default();
+            return true;
         }
-        self.prune(now, threshold.window);
-        self.rejected.retain(|(u, _)| *u != user);
-        self.rejected.push((user, now));
-        if self.rejected.len() < threshold.count as usize {
-            return None;
+        false
+    }
+
+    /// Moves the fixed windows forward to `now`.
+    fn roll(&mut self, now: u64, window: Duration) {
+        let now = secs32(now);
+        let window = secs32(window.as_secs()).max(1);
+        let elapsed = now.saturating_sub(self.start);
+        if (self.previous == 0 && self.current == 0) || elapsed >= 2 * window {
+            *self = Self {
+                start: now,
+                previous: 0,
+                current: 0,
+            };
+        } else if elapsed >= window {
+            self.previous = self.current;
+            self.current = 0;
+            self.start += window;
         }
-        self.rejected = Vec::new();
-        self.blocked_until = now.saturating_add(block.as_secs());
-        Some(self.blocked_until)
     }
 
-    fn prune(&mut self, now: u64, window: Duration) {
-        let window = window.as_secs();
-        self.rejected
-            .retain(|(_, at)| now.saturating_sub(*at) < window);
+    /// Whether `previous × (part of it still in the sliding window) + current` reaches the
+    /// threshold, in whole numbers: × window on both sides.
+    fn reaches(&self, now: u64, threshold: Threshold) -> bool {
+        let window = u64::from(secs32(threshold.window.as_secs()).max(1));
+        let elapsed = u64::from(secs32(now).saturating_sub(self.start)).min(window);
+        let weighted =
+            u64::from(self.previous) * (window - elapsed) + u64::from(self.current) * window;
+        weighted >= u64::from(threshold.count) * window
     }
 
-    /// Drops what no longer counts; true if nothing is left to remember.
+    /// Rolls to `now`; true if nothing is left to remember.
     pub(super) fn expire(&mut self, now: u64, window: Duration) -> bool {
-        self.prune(now, window);
-        if self.rejected.is_empty() {
-            self.rejected = Vec::new(); // give the allocation back
-        }
-        self.blocked(now).is_none() && self.rejected.is_empty()
+        self.roll(now, window);
+        self.previous == 0 && self.current == 0
     }
 }
 
@@ -71,60 +82,45 @@ mod tests {
 
     const T0: u64 = 1_700_000_000;
 
-    fn shield() -> (Threshold, Duration) {
-        let t = Threshold {
+    fn shield() -> Threshold {
+        Threshold {
             count: 10,
             window: Duration::from_secs(300),
-        };
-        (t, Duration::from_secs(1800))
+        }
+    }
+
+    /// Distinct users at the given seconds; the second at which the origin is blocked.
+    fn blocked_at(seconds: impl IntoIterator<Item = u64>) -> Option<u64> {
+        let mut c = OriginCount::default();
+        seconds.into_iter().find(|s| c.record(T0 + s, shield()))
     }
 
     #[test]
-    fn ten_distinct_users_within_the_window_block_the_origin() {
-        let (t, block) = shield();
-        let mut o = OriginState::default();
-        for user in 0..9 {
-            assert_eq!(o.record(user, T0 + user, t, block), None);
-        }
-        // The same users again do not make a spray.
-        for user in 0..9 {
-            assert_eq!(o.record(user, T0 + 20, t, block), None);
-        }
-        assert_eq!(o.record(99, T0 + 30, t, block), Some(T0 + 30 + 1800));
-        assert_eq!(o.blocked(T0 + 31), Some(T0 + 1830));
-        assert_eq!(o.blocked(T0 + 1830), None);
-        assert_eq!(
-            o.record(100, T0 + 40, t, block),
-            None,
-            "not counted while blocked"
-        );
+    fn an_entry_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<OriginCount>(), 8);
     }
 
     #[test]
-    fn the_window_slides() {
-        let (t, block) = shield();
-        let mut o = OriginState::default();
-        // One new user every 34 s: ten of them span 306 s, so never ten in one window.
-        for i in 0..100u64 {
-            assert_eq!(o.record(i, T0 + i * 34, t, block), None, "user {i}");
-        }
-        // Every 33 s: the tenth (at 297 s) is still inside the first one's window.
-        let mut o = OriginState::default();
-        let blocked = (0..10u64).find_map(|i| o.record(i, T0 + i * 33, t, block));
-        assert_eq!(blocked, Some(T0 + 297 + 1800));
+    fn ten_users_within_the_window_block() {
+        assert_eq!(blocked_at(0..20), Some(9));
+        // One every 33 s: the tenth (297 s) is inside the first one's window.
+        assert_eq!(blocked_at((0..20).map(|i| i * 33)), Some(297));
+        // Across a fixed-window edge: the estimate still sees them together.
+        assert_eq!(blocked_at((0..20).map(|i| 250 + i * 10)), Some(340));
     }
 
     #[test]
-    fn expire_forgets_old_rejects_and_ended_blocks() {
-        let (t, block) = shield();
-        let mut o = OriginState::default();
-        o.record(1, T0, t, block);
-        assert!(!o.expire(T0 + 299, t.window));
-        assert!(o.expire(T0 + 300, t.window));
-        let until = (0..10)
-            .find_map(|u| o.record(u, T0 + 400, t, block))
-            .unwrap();
-        assert!(!o.expire(until - 1, t.window));
-        assert!(o.expire(until, t.window));
+    fn a_slow_trickle_is_not_a_spray() {
+        // One every 34 s: never ten in a 300 s window.
+        assert_eq!(blocked_at((0..500).map(|i| i * 34)), None);
+        assert_eq!(blocked_at((0..500).map(|i| i * 60)), None);
+    }
+
+    #[test]
+    fn expire_forgets_after_two_windows() {
+        let mut c = OriginCount::default();
+        c.record(T0, shield());
+        assert!(!c.expire(T0 + 599, shield().window));
+        assert!(c.expire(T0 + 600, shield().window));
     }
 }

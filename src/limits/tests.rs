@@ -302,17 +302,29 @@ fn five_second_factor_failures_lock() {
 }
 
 #[test]
-fn failures_outside_the_window_do_not_add_up() {
+fn failures_count_in_a_row_as_ad_counts_them() {
     let (l, clock) = limiter(no_rates());
+    // A pause of the whole window between failures starts the count again.
     for _ in 0..20 {
         assert_eq!(l.note_second_factor_failure("bob", false), None);
-        clock.advance(Duration::from_secs(4 * 60)); // 4 in any 15 min
+        clock.advance(Duration::from_secs(15 * 60));
     }
     let a = attempt("carol", "203.0.113.7");
     for _ in 0..10 {
         assert_eq!(l.note_directory_reject(&a), None);
-        clock.advance(Duration::from_secs(5 * 60 + 1)); // 2 in any 10 min
+        clock.advance(Duration::from_secs(10 * 60));
     }
+    // A guess every 9 minutes is never three in ten minutes, but AD would count every one
+    // of them: so does portvakt.
+    let dave = attempt("dave", "203.0.113.7");
+    assert_eq!(l.note_directory_reject(&dave), None);
+    clock.advance(Duration::from_secs(9 * 60));
+    assert_eq!(l.note_directory_reject(&dave), None);
+    clock.advance(Duration::from_secs(9 * 60));
+    assert!(matches!(
+        l.note_directory_reject(&dave),
+        Some(Persist::Lock(_))
+    ));
 }
 
 #[test]
@@ -340,7 +352,7 @@ fn a_right_password_clears_rejects_and_success_clears_everything() {
         l.note_success("Alice"),
         Some(Persist::Forget("alice".into()))
     );
-    assert_eq!(l.keys().user_states, 0);
+    assert_eq!((l.keys().user_states, l.keys().locks), (0, 0));
 }
 
 #[test]
@@ -446,6 +458,34 @@ fn a_spray_blocks_its_origin_and_no_other() {
 }
 
 #[test]
+fn only_distinct_users_make_a_spray() {
+    let (l, clock) = limiter(no_rates());
+    let blocked = |l: &Limiter<FakeRelativeClock>| {
+        matches!(
+            l.check_origin(ip("198.51.100.9"), false),
+            Verdict::OriginBlocked { .. }
+        )
+    };
+    // Nine users behind one address, each mistyping three times, interleaved.
+    for _ in 0..3 {
+        for i in 0..9 {
+            l.note_directory_reject(&attempt(&format!("user{i}"), "198.51.100.9"));
+        }
+    }
+    assert!(!blocked(&l));
+    // Spellings of one account are one user.
+    l.note_directory_reject(&attempt(r"KOMMUNE\User0", "198.51.100.9"));
+    assert!(!blocked(&l));
+    // A tenth user makes ten.
+    l.note_directory_reject(&attempt("user9", "198.51.100.9"));
+    assert!(blocked(&l));
+    // The block ends; a user seen more than a window ago counts as new again.
+    clock.advance(Duration::from_secs(30 * 60));
+    assert!(!blocked(&l));
+    assert_eq!(l.maintain().spray_pairs, 0);
+}
+
+#[test]
 fn the_spray_shield_ignores_trusted_sites_unless_told() {
     for (on_trusted, blocked) in [(false, false), (true, true)] {
         let (l, _clock) = limiter(Limits {
@@ -548,7 +588,7 @@ fn loading_skips_unlocked_and_long_ended_rows() {
     assert_eq!(loaded, 1);
     assert!(l.is_locked("active").is_some());
     assert!(l.is_locked("unlocked").is_none());
-    assert_eq!(l.keys().user_states, 2, "active, and ended (its history)");
+    assert_eq!(l.keys().locks, 2, "active, and ended (its history)");
 }
 
 #[test]
@@ -596,7 +636,7 @@ fn an_administrators_unlock_in_the_store_reaches_the_running_limiter() {
     };
     assert!(!l.confirm_lockout("alice", Some(&unlocked)));
     assert!(l.admit(&a).is_allow());
-    assert_eq!(l.keys().user_states, 0);
+    assert_eq!((l.keys().user_states, l.keys().locks), (0, 0));
 }
 
 #[test]
@@ -662,6 +702,7 @@ fn maintenance_shrinks_every_table_back_after_an_attack() {
     let busy = l.maintain();
     assert_eq!((busy.users, busy.origins), (20_000, 20_000));
     assert_eq!((busy.user_states, busy.spray_origins), (20_000, 20_000));
+    assert_eq!(busy.spray_pairs, 20_000);
     // Quiet for the longest window (10 min) plus governor's slack.
     clock.advance(Duration::from_secs(11 * 60));
     let quiet = l.maintain();
