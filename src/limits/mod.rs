@@ -45,7 +45,7 @@
 //! keys and returns the memory. Entries are small and fixed-size (no allocation per key):
 //! 16 bytes in the rate tables, 8-byte failure and spray counts, 4-byte "seen" marks. With
 //! a million distinct users from a million distinct addresses, all rejected, every table
-//! full, the limiter holds about 160 MiB (`benches/limits.rs`). Lockouts and blocks, which
+//! full, the limiter holds about 185 MiB (`benches/limits.rs`). Lockouts and blocks, which
 //! are few, live in tables of their own.
 
 mod lockout;
