@@ -18,12 +18,12 @@
 //!
 //! # What is limited
 //!
-//! - **Rates** (governor, [`rates`]): per client, per origin address, per user name, and a
+//! - **Rates** (governor, `rates.rs`): per client, per origin address, per user name, and a
 //!   global ceiling on requests to the directory.
-//! - **Lockouts** ([`lockout`]): second-factor failures or directory rejects per user, in a
+//! - **Lockouts** (`lockout.rs`): second-factor failures or directory rejects per user, in a
 //!   row as AD counts them, lock the user for a period that doubles on repeats. The reject
 //!   threshold sits below AD's, so portvakt absorbs the guessing and AD never locks.
-//! - **Spray shield** ([`spray`]): too many distinct users rejected from one origin within a
+//! - **Spray shield** (`spray.rs`): too many distinct users rejected from one origin within a
 //!   window block it.
 //!
 //! Whether each applies to logins from trusted sites is configured ([`Limits`]); the
