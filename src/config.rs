@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::limits::{Limits, RawLimits};
 use crate::origin::{OriginSource, parse_sources};
 use crate::policy::SitePolicy;
 use crate::radius::dictionary::Dictionary;
@@ -74,6 +75,9 @@ pub struct RawConfig {
     /// Users and groups that always or never need a second factor (or in `policy.sites_file`).
     #[serde(default)]
     pub exceptions: Vec<RawException>,
+    /// Rate limits, lockouts and the password-spray shield.
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 /// `[directory]`.
@@ -373,6 +377,8 @@ pub struct Settings {
     pub mfa: MfaSettings,
     /// Sites, exceptions, groups.
     pub sites: SiteConfig,
+    /// Rate limits, lockouts, the spray shield.
+    pub limits: Limits,
 }
 
 /// Where passwords are checked.
@@ -590,6 +596,7 @@ impl Settings {
         }
         let mfa = mfa_settings(raw.mfa)?;
         let sites = site_config(raw.policy, raw.sites, raw.exceptions, base)?;
+        let limits = Limits::from_raw(&raw.limits, "").map_err(first_issue)?;
         Ok(Self {
             source: source.to_path_buf(),
             auth_listen,
@@ -604,6 +611,7 @@ impl Settings {
             store,
             mfa,
             sites,
+            limits,
         })
     }
 }

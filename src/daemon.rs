@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::challenge::Challenges;
 use crate::clients::Clients;
 use crate::config::{KeySource, Settings};
+use crate::limits::Limiter;
 use crate::pipeline::{self, Outcome};
 use crate::replay::Replay;
 use crate::store::{Store, StoreKey, StoreOptions};
@@ -106,6 +107,8 @@ pub struct Context {
     pub challenges: Challenges,
     /// The user store, if configured.
     pub store: Option<Store>,
+    /// Rate limits, lockouts and the spray shield (internally synchronised).
+    pub limiter: Limiter,
     /// Counters.
     pub stats: Stats,
     /// When each unknown source was last logged, so a flood logs once a minute per
@@ -121,6 +124,7 @@ impl Context {
             upstreams: Upstreams::new(settings.upstreams.clone()),
             replay: Replay::new(settings.duplicate_window),
             challenges: Challenges::new(settings.mfa.challenge_ttl, settings.mfa.max_pending),
+            limiter: Limiter::new(settings.limits.clone()),
             store,
             stats: Stats::default(),
             unknown_logged: Mutex::new(HashMap::new()),
@@ -164,9 +168,16 @@ impl Daemon {
     /// A missing or wrong store key stops here: there is no plaintext fallback.
     pub fn bind(settings: Settings) -> Result<Self, Error> {
         let store = open_store(&settings)?;
-        if store.is_none() {
-            tracing::warn!("no [store] configured: logins that need a second factor are rejected");
-        }
+        let lockouts = match &store {
+            Some(store) => store.lockouts().map_err(|e| Error::Store(e.to_string()))?,
+            None => {
+                tracing::warn!(
+                    "no [store] configured: logins that need a second factor are rejected, \
+                     and lockouts last only until a restart"
+                );
+                Vec::new()
+            }
+        };
         let mut sockets = Vec::new();
         for (listener, addrs) in [
             (Listener::Auth, &settings.auth_listen),
@@ -180,8 +191,13 @@ impl Daemon {
                 sockets.push((listener, Arc::new(socket)));
             }
         }
+        let ctx = Context::new(settings, store);
+        let loaded = ctx.limiter.load_lockouts(lockouts);
+        if loaded > 0 {
+            tracing::info!("{loaded} lockouts still in force from before the restart");
+        }
         Ok(Self {
-            ctx: Arc::new(Context::new(settings, store)),
+            ctx: Arc::new(ctx),
             sockets,
         })
     }
@@ -386,15 +402,21 @@ async fn respond(
     ctx.stats.replies.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Forgets old replies in the duplicate cache, once a second.
+/// Housekeeping: forgets old replies and expired challenges once a second, and lets the
+/// limiter forget quiet keys (and return their memory) every 30 seconds.
 async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {
                 ctx.replay.purge();
                 ctx.challenges.purge();
+                ticks += 1;
+                if ticks.is_multiple_of(30) {
+                    ctx.limiter.maintain();
+                }
             }
         }
     }

@@ -20,8 +20,8 @@
 //! Opening verifies the key against a key-check row and fails with
 //! [`StoreError::WrongKey`] if it does not match. There is no plaintext fallback.
 
-mod methods;
 mod lockouts;
+mod methods;
 mod password;
 mod pool;
 mod schema;
@@ -42,9 +42,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 pub use key::{KeyError, StoreKey};
+pub use lockouts::{LockReason, LockoutRow, lockout_name};
 pub use methods::PushDevice;
 pub use sms::{CodeCheck, CodePurpose, IssuedCode};
-pub use lockouts::{LockReason, LockoutRow, lockout_name};
 pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};
 pub use users::{TotpInfo, User, format_time};
 

@@ -81,7 +81,10 @@ fn login(proxy: &Proxy, user: &str, password: &str, origin: &str) -> Result<Radc
 fn assert_generic_reject(reply: &RadclientOutcome) -> Result<()> {
     ensure!(reply.code == Reply::Reject, "{}", reply.output);
     for message in reply.values("Reply-Message") {
-        ensure!(message == REJECT_MESSAGE, "a hint in the reply: {message:?}");
+        ensure!(
+            message == REJECT_MESSAGE,
+            "a hint in the reply: {message:?}"
+        );
         let lower = message.to_lowercase();
         for word in ["lock", "rate", "limit", "block", "spray", "many"] {
             ensure!(!lower.contains(word), "{message:?} says why ({word})");
@@ -127,7 +130,10 @@ fn twenty_wrong_passwords_lock_the_user_and_the_directory_sees_only_three() -> R
     // Another user is not affected.
     let bob = login(&proxy, BOB.name, BOB.password, "127.0.0.10")?;
     ensure!(bob.code == Reply::Accept, "{}", bob.output);
-    let row = store.open()?.lockout(ALICE.name)?.context("the lockout is stored")?;
+    let row = store
+        .open()?
+        .lockout(ALICE.name)?
+        .context("the lockout is stored")?;
     ensure!(row.is_active(unix_now()), "{row:?}");
     Ok(())
 }
@@ -153,10 +159,18 @@ fn unlock_restores_access_while_the_daemon_runs() -> Result<()> {
     let printed = String::from_utf8(out)?;
     ensure!(printed.contains("lifted"), "{printed}");
 
-    let reply = login_until(&proxy, ALICE.name, ALICE.password, Duration::from_secs(5), |r| {
-        r.code == Reply::Accept
-    })?;
-    ensure!(reply.code == Reply::Accept, "still locked: {}", reply.output);
+    let reply = login_until(
+        &proxy,
+        ALICE.name,
+        ALICE.password,
+        Duration::from_secs(5),
+        |r| r.code == Reply::Accept,
+    )?;
+    ensure!(
+        reply.code == Reply::Accept,
+        "still locked: {}",
+        reply.output
+    );
     Ok(())
 }
 
@@ -189,7 +203,12 @@ fn a_spray_blocks_its_origin_while_another_origin_logs_in() -> Result<()> {
     let proxy = proxy(&upstream, &store, "spray_on_trusted = true", true)?;
     let before = upstream.access_requests()?;
     for i in 0..50 {
-        let reply = login(&proxy, &format!("sprayed{i:02}"), "Winter2026!", "127.0.0.66")?;
+        let reply = login(
+            &proxy,
+            &format!("sprayed{i:02}"),
+            "Winter2026!",
+            "127.0.0.66",
+        )?;
         ensure!(reply.code == Reply::Reject, "{}", reply.output);
     }
     let reached = upstream.access_requests()? - before;
@@ -218,7 +237,8 @@ fn over_the_user_rate_the_reject_says_nothing_and_the_directory_is_spared() -> R
 fn five_wrong_codes_lock_the_user() -> Result<()> {
     let upstream = directory()?;
     let store = StoreFiles::new()?;
-    let secret = TotpSecret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 6, 30, Algorithm::Sha1)?;
+    let secret =
+        TotpSecret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 6, 30, Algorithm::Sha1)?;
     {
         let s = store.open()?;
         s.add_user(ALICE.name)?;
@@ -254,9 +274,15 @@ fn five_wrong_codes_lock_the_user() -> Result<()> {
     }
     let seen = upstream.access_requests_for(ALICE.name)?;
     assert_generic_reject(&login(&proxy, ALICE.name, ALICE.password, "127.0.0.10")?)?;
-    ensure!(upstream.access_requests_for(ALICE.name)? == seen, "locked, yet the directory was asked");
+    ensure!(
+        upstream.access_requests_for(ALICE.name)? == seen,
+        "locked, yet the directory was asked"
+    );
     let row = store.open()?.lockout(ALICE.name)?.context("stored")?;
-    ensure!(row.reason == portvakt::limits::LockReason::SecondFactor, "{row:?}");
+    ensure!(
+        row.reason == portvakt::limits::LockReason::SecondFactor,
+        "{row:?}"
+    );
     Ok(())
 }
 
