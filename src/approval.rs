@@ -612,6 +612,12 @@ impl Approvals {
         .unwrap_or(Status::Expired)
     }
 
+    /// The number the login's prompt shows (number matching), while the approval lives.
+    /// A retry that joins a pending push shows the same number.
+    pub fn number(&self, id: ApprovalId) -> Option<u8> {
+        self.lookup(id, |e| e.number).flatten()
+    }
+
     /// Forgets the approval: the login's answer has been delivered and must not serve a
     /// later login (challenge mode calls this; hold mode leaves an approval for the NAS's
     /// retry, and `begin` uses it up).

@@ -131,6 +131,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Before any settings are loaded: the push and SMS providers build TLS clients then.
+    portvakt::factor::install_crypto_provider();
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(&config) {
             Ok(_) => {

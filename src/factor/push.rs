@@ -57,6 +57,10 @@ pub struct RawPush {
     /// Language of the notification text: `nb` (Norwegian bokmål) or `en`.
     #[serde(default = "default_language")]
     pub language: String,
+    /// What a login gets while the provider is unreachable: `closed` (Reject, the
+    /// default) or `open` (Accept without the second factor; every use is logged).
+    #[serde(default)]
+    pub fail_mode: super::FailMode,
 }
 
 fn default_timeout() -> Duration {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use zeroize::Zeroizing;
 
-use super::{Answer, Drop, Handled, relay_reply};
+use super::{Answer, Drop, Handled, push, relay_reply};
 use crate::challenge::{Binding, Challenges, Granted, Taken};
 use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode, Unenrolled};
 use crate::daemon::Context;
@@ -237,10 +237,13 @@ async fn challenge(
     binding: Binding,
     decision: &Decision,
 ) -> Handled {
+    if let SecondFactorMode::Hold { timeout } = client.second_factor {
+        let login = push::Login::new(ctx, client, request, nas, &binding, decision);
+        return push::hold(&login, granted, timeout).await;
+    }
     // Only a PAP login can answer a code prompt: the answer comes back in User-Password.
     // EAP, MS-CHAP and CHAP gateways cannot (an Access-Challenge would break EAP, and
-    // MS-CHAPv2 never shows the password). Fail closed until push approval (hold mode)
-    // covers them.
+    // MS-CHAPv2 never shows the password): they need hold mode.
     let pap = request.has(attr::USER_PASSWORD) && !request.has(attr::EAP_MESSAGE);
     if !pap || client.second_factor != SecondFactorMode::Challenge {
         return Ok(reject(request, "second_factor_unsupported"));
@@ -340,7 +343,7 @@ async fn answer_challenge(
 
 /// Sends the held Accept, re-encrypted for the request being answered now (after a
 /// challenge, the second one: its authenticator keys the MPPE keys and Tunnel-Password).
-fn release(
+pub(super) fn release(
     ctx: &Context,
     request: &Packet,
     nas: Keying<'_>,
@@ -357,7 +360,7 @@ fn release(
 }
 
 /// An Access-Reject with no reason on the wire (the reason goes to the log only).
-fn reject(request: &Packet, reason: &'static str) -> Answer {
+pub(super) fn reject(request: &Packet, reason: &'static str) -> Answer {
     Answer::local(
         relay::reply(request, Code::AccessReject, Vec::new()),
         reason,

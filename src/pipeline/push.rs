@@ -1,0 +1,263 @@
+//! Push approval on the RADIUS side: starting (or joining) a login's push, hold mode,
+//! and the push half of challenge mode.
+//!
+//! Hold mode (per client `second_factor = "hold"`) is for logins that cannot answer a
+//! prompt (EAP, MS-CHAPv2, RD Gateway): the directory's Accept is held while the request
+//! task awaits the approval — an `await` on the registry, never a thread. A NAS retry of
+//! the same login (same user, NAS and station; a new Identifier) joins the pending push
+//! instead of sending another; exact retransmissions never get here (the duplicate
+//! cache drops them while the first copy is in progress).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Handled;
+use super::access::{reject, release};
+use crate::approval::{ApprovalId, Begin, LoginKey, Refusal, Status};
+use crate::challenge::{Binding, Granted};
+use crate::config::Unenrolled;
+use crate::daemon::Context;
+use crate::factor::push::{PushRequest, Topic};
+use crate::factor::{FailMode, Method};
+use crate::origin::find_origin;
+use crate::policy::Decision;
+use crate::radius::{Keying, Packet};
+use crate::store::{Store, StoreError, User};
+
+/// How long an empty answer to a push challenge (the user pressed Enter) waits for the
+/// approval before the prompt is shown again.
+pub(super) const ENTER_WAIT: Duration = Duration::from_secs(3);
+
+/// One login that passed the directory and needs its second factor.
+pub(super) struct Login<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) client_name: &'a str,
+    pub(super) request: &'a Packet,
+    pub(super) nas: Keying<'a>,
+    pub(super) binding: &'a Binding,
+    pub(super) decision: &'a Decision,
+    /// The origin as the push shows it: the user's address, or `unknown`.
+    pub(super) origin: String,
+}
+
+impl<'a> Login<'a> {
+    /// The login's details; the origin is read again from the request (as the policy did).
+    pub(super) fn new(
+        ctx: &'a Context,
+        client: &'a crate::config::ClientSettings,
+        request: &'a Packet,
+        nas: Keying<'a>,
+        binding: &'a Binding,
+        decision: &'a Decision,
+    ) -> Self {
+        let origin = find_origin(&client.origin, request, binding.nas)
+            .ip()
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        Self {
+            ctx,
+            client_name: &client.name,
+            request,
+            nas,
+            binding,
+            decision,
+            origin,
+        }
+    }
+
+    fn user_text(&self) -> String {
+        crate::audit::escape(self.binding.user.as_bytes())
+    }
+}
+
+/// A login's push: pending (sent now, or joined), or settled without one.
+pub(super) enum Push {
+    /// Wait on this approval; `number` is the one the prompt shows (number matching).
+    Pending {
+        /// The approval.
+        id: ApprovalId,
+        /// The number to show, if number matching is on.
+        number: Option<u8>,
+    },
+    /// A remembered answer to this same login: approved (`true`) or denied.
+    Remembered(bool),
+    /// No push could be sent: Reject for `reason`, or let the login through when the
+    /// provider is down and `fail_mode = "open"`.
+    Failed {
+        /// The reason code.
+        reason: &'static str,
+        /// Fail open (already logged).
+        open: bool,
+    },
+}
+
+/// Whether push can reach `user` with the configured provider: ntfy needs a device, a
+/// webhook integration finds the user's phone itself.
+pub(super) fn can_push(ctx: &Context, user: &User) -> bool {
+    match (&ctx.settings.push, &ctx.approvals) {
+        (Some(push), Some(_)) => !push.needs_device() || user.has_method(Method::Push),
+        _ => false,
+    }
+}
+
+/// The store failed (logged where it happened): fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StoreFailed;
+
+/// Runs `f` on the store on the blocking pool (SQLite blocks); errors are logged.
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreFailed> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => {
+            tracing::error!("user store: {e}");
+            Err(StoreFailed)
+        }
+        Err(_) => Err(StoreFailed),
+    }
+}
+
+/// The user's record, read on the blocking pool.
+pub(super) async fn lookup(store: &Store, user: &str) -> Result<Option<User>, StoreFailed> {
+    let user = user.to_owned();
+    blocking(store, move |s| s.user(&user)).await
+}
+
+/// Starts the login's push, or joins the one already pending for it.
+pub(super) async fn start(login: &Login<'_>) -> Push {
+    let (Some(approvals), Some(push), Some(api), Some(store)) = (
+        login.ctx.approvals.as_ref(),
+        login.ctx.settings.push.as_ref(),
+        login.ctx.settings.approval.as_ref(),
+        login.ctx.store.as_ref(),
+    ) else {
+        return Push::Failed {
+            reason: "push_unavailable",
+            open: false,
+        };
+    };
+    let started = match approvals.begin(LoginKey::from(login.binding)) {
+        Ok(Begin::New(started)) => started,
+        Ok(Begin::Joined(id)) => {
+            let number = approvals.number(id);
+            return Push::Pending { id, number };
+        }
+        Ok(Begin::Approved) => return Push::Remembered(true),
+        Ok(Begin::Denied) => return Push::Remembered(false),
+        Err(Refusal::Capped { alert, .. }) => {
+            if alert {
+                tracing::warn!(user = %login.user_text(),
+                    "push cap reached: push disabled for this user for a while (push fatigue?)");
+            }
+            return Push::Failed {
+                reason: "push_capped",
+                open: false,
+            };
+        }
+        Err(Refusal::Full) => {
+            return Push::Failed {
+                reason: "approvals_full",
+                open: false,
+            };
+        }
+    };
+    let user = login.binding.user.clone();
+    let topics = match blocking(store, move |s| s.push_topics(&user)).await {
+        Ok(devices) => devices.into_iter().map(|(_, t)| t).collect::<Vec<Topic>>(),
+        Err(StoreFailed) => {
+            approvals.finish(started.id);
+            return Push::Failed {
+                reason: "store_failed",
+                open: false,
+            };
+        }
+    };
+    let links = api.links(&started);
+    let request = PushRequest {
+        user: &login.binding.user,
+        gateway: login.client_name,
+        origin: &login.origin,
+        site: login.decision.site.as_ref().map(|s| s.name.as_str()),
+        links: &links,
+        expires_in: started.expires_in,
+    };
+    match push.send(&request, &topics).await {
+        Ok(()) => Push::Pending {
+            id: started.id,
+            number: started.number,
+        },
+        Err(e) => {
+            approvals.finish(started.id);
+            let open = e.is_outage() && login.ctx.settings.fail_modes.push == FailMode::Open;
+            if open {
+                tracing::warn!(user = %login.user_text(), method = "push",
+                    site = login.decision.site.as_ref().map_or("-", |s| s.name.as_str()),
+                    "push provider unreachable ({e}): login let through without a second factor (fail_mode = \"open\")");
+            } else {
+                tracing::warn!(user = %login.user_text(), "push not sent: {e}");
+            }
+            Push::Failed {
+                reason: if open {
+                    "push_fail_open"
+                } else {
+                    "push_unavailable"
+                },
+                open,
+            }
+        }
+    }
+}
+
+/// Hold mode: push, and hold the directory's Accept until the phone answers or `timeout`
+/// passes. A pending push is left pending at the timeout: the NAS's retry joins it, and
+/// an approval that comes late is remembered for that retry.
+pub(super) async fn hold(login: &Login<'_>, granted: Granted, timeout: Duration) -> Handled {
+    let (ctx, request, nas) = (login.ctx, login.request, login.nas);
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    let user = match lookup(store, &login.binding.user).await {
+        Ok(Some(u)) if !u.enabled => return Ok(reject(request, "user_disabled")),
+        Ok(Some(u)) => u,
+        Ok(None) => return unenrolled(login, granted),
+        Err(StoreFailed) => return Ok(reject(request, "store_failed")),
+    };
+    if !can_push(ctx, &user) {
+        return if user.preferred_method().is_none() {
+            unenrolled(login, granted)
+        } else {
+            // TOTP or SMS only: a login that cannot show a prompt cannot use them.
+            Ok(reject(request, "second_factor_unsupported"))
+        };
+    }
+    let id = match start(login).await {
+        Push::Pending { id, .. } => id,
+        Push::Remembered(true) => return release(ctx, request, nas, granted, "push_remembered"),
+        Push::Remembered(false) => return Ok(reject(request, "push_denied")),
+        Push::Failed { open: true, reason } => return release(ctx, request, nas, granted, reason),
+        Push::Failed { reason, .. } => return Ok(reject(request, reason)),
+    };
+    let Some(approvals) = ctx.approvals.as_ref() else {
+        return Ok(reject(request, "push_unavailable"));
+    };
+    match approvals.wait(id, Instant::now() + timeout).await {
+        Status::Approved => release(ctx, request, nas, granted, "push_approved"),
+        Status::Denied(_) => Ok(reject(request, "push_denied")),
+        Status::Pending => Ok(reject(request, "push_timeout")),
+        Status::Expired => Ok(reject(request, "push_expired")),
+    }
+}
+
+/// A user with no second factor at all: `mfa.unenrolled` decides.
+pub(super) fn unenrolled(login: &Login<'_>, granted: Granted) -> Handled {
+    let ctx = login.ctx;
+    if ctx.settings.mfa.unenrolled == Unenrolled::Allow {
+        tracing::warn!(user = %login.user_text(), rule = %login.decision.rule_text(),
+            "unenrolled user let through without a second factor (mfa.unenrolled = \"allow\")");
+        return release(ctx, login.request, login.nas, granted, "unenrolled_allowed");
+    }
+    Ok(reject(login.request, "unenrolled"))
+}
