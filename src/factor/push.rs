@@ -581,6 +581,7 @@ mod tests {
             ca_file: None,
             priority: 4,
             language: "nb".into(),
+            fail_mode: Default::default(),
         };
         let err = |r| PushProvider::from_raw(r, Path::new(".")).unwrap_err().key;
         assert_eq!(err(raw("apns", "https://x.example/")), "push.provider");

@@ -1025,6 +1025,7 @@ mod tests {
             ca_file: None,
             codes: RawCodes::default(),
             limits: RawLimits::default(),
+            fail_mode: Default::default(),
         }
     }
 

@@ -126,8 +126,9 @@ pub(super) async fn lookup(store: &Store, user: &str) -> Result<Option<User>, St
     blocking(store, move |s| s.user(&user)).await
 }
 
-/// Starts the login's push, or joins the one already pending for it.
-pub(super) async fn start(login: &Login<'_>) -> Push {
+/// Starts the login's push, or joins the one already pending for it. `prompt`: the
+/// login shows a prompt (challenge mode), so number matching can apply.
+pub(super) async fn start(login: &Login<'_>, prompt: bool) -> Push {
     let (Some(approvals), Some(push), Some(api), Some(store)) = (
         login.ctx.approvals.as_ref(),
         login.ctx.settings.push.as_ref(),
@@ -139,7 +140,13 @@ pub(super) async fn start(login: &Login<'_>) -> Push {
             open: false,
         };
     };
-    let started = match approvals.begin(LoginKey::from(login.binding)) {
+    let key = LoginKey::from(login.binding);
+    let begun = if prompt {
+        approvals.begin(key)
+    } else {
+        approvals.begin_without_number(key)
+    };
+    let started = match begun {
         Ok(Begin::New(started)) => started,
         Ok(Begin::Joined(id)) => {
             let number = approvals.number(id);
@@ -233,7 +240,7 @@ pub(super) async fn hold(login: &Login<'_>, granted: Granted, timeout: Duration)
             Ok(reject(request, "second_factor_unsupported"))
         };
     }
-    let id = match start(login).await {
+    let id = match start(login, false).await {
         Push::Pending { id, .. } => id,
         Push::Remembered(true) => return release(ctx, request, nas, granted, "push_remembered"),
         Push::Remembered(false) => return Ok(reject(request, "push_denied")),
