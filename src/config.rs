@@ -458,6 +458,8 @@ pub enum Unenrolled {
 /// The second-factor challenge.
 #[derive(Debug, Clone)]
 pub struct MfaSettings {
+    /// The prompts' language (also for the SMS prompt).
+    pub language: Language,
     /// The challenge prompt.
     pub prompt: String,
     /// The prompt after a wrong code.
@@ -791,6 +793,7 @@ fn mfa_settings(raw: RawMfa) -> Result<MfaSettings, ConfigError> {
         return Err(ConfigError::new("mfa.max_pending", "must be at least 1"));
     }
     Ok(MfaSettings {
+        language,
         prompt: raw.prompt.unwrap_or_else(|| prompt.to_owned()),
         retry_prompt: raw.retry_prompt.unwrap_or_else(|| retry.to_owned()),
         challenge_ttl: raw.challenge_ttl,

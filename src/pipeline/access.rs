@@ -14,10 +14,10 @@ use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
 use super::{Answer, Drop, Handled, push, relay_reply};
-use crate::challenge::{Binding, Challenges, Granted, Taken};
-use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode, Unenrolled};
+use crate::challenge::{Asked, Binding, Challenges, Granted, Taken};
+use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode};
 use crate::daemon::Context;
-use crate::mfa::{self, CodeCheck, Enrolment};
+use crate::mfa::{self, CodeCheck};
 use crate::origin::find_origin;
 use crate::policy::{
     Action, Decision, PolicyInput, decide_after_accept, decide_before_directory, groups_from,
@@ -248,32 +248,24 @@ async fn challenge(
     if !pap || client.second_factor != SecondFactorMode::Challenge {
         return Ok(reject(request, "second_factor_unsupported"));
     }
-    let Some(store) = ctx.store.as_ref() else {
-        return Ok(reject(request, "no_store"));
-    };
-    match mfa::enrolment(store, &binding.user).await {
-        Enrolment::Enrolled => {}
-        Enrolment::NotEnrolled if ctx.settings.mfa.unenrolled == Unenrolled::Allow => {
-            tracing::warn!(user = %crate::audit::escape(binding.user.as_bytes()), rule = %decision.rule_text(),
-                "unenrolled user let through without a second factor (mfa.unenrolled = \"allow\")");
-            return release(ctx, request, nas, granted, "unenrolled_allowed");
-        }
-        Enrolment::NotEnrolled => return Ok(reject(request, "unenrolled")),
-        Enrolment::Disabled => return Ok(reject(request, "user_disabled")),
-        Enrolment::StoreFailed => return Ok(reject(request, "store_failed")),
-    }
-    issue_challenge(ctx, request, binding, granted, 0, &ctx.settings.mfa.prompt)
+    let login = push::Login::new(ctx, client, request, nas, &binding, decision);
+    push::first_challenge(&login, granted).await
 }
 
-fn issue_challenge(
+/// Sends an Access-Challenge with `prompt` and keeps the login under its new State.
+pub(super) fn issue_challenge(
     ctx: &Context,
     request: &Packet,
     binding: Binding,
     granted: Granted,
     attempts: u32,
+    asked: Asked,
     prompt: &str,
 ) -> Handled {
-    let Some(state) = ctx.challenges.insert(binding, granted, attempts) else {
+    let Some(state) = ctx
+        .challenges
+        .insert_asking(binding, granted, attempts, asked)
+    else {
         return Ok(reject(request, "too_many_challenges"));
     };
     let mut attributes = Vec::with_capacity(3);
@@ -309,6 +301,9 @@ async fn answer_challenge(
     typed: Option<Zeroizing<Vec<u8>>>,
     pending: crate::challenge::Pending,
 ) -> Handled {
+    if pending.asked != Asked::Code {
+        return push::answer(ctx, request, nas, typed, pending).await;
+    }
     let Some(store) = ctx.store.as_ref() else {
         return Ok(reject(request, "no_store"));
     };
@@ -332,6 +327,7 @@ async fn answer_challenge(
                 pending.binding,
                 pending.accept,
                 pending.attempts + 1,
+                Asked::Code,
                 &prompt,
             )
         }

@@ -1,5 +1,5 @@
-//! Push approval on the RADIUS side: starting (or joining) a login's push, hold mode,
-//! and the push half of challenge mode.
+//! Push and SMS on the RADIUS side: starting (or joining) a login's push, hold mode, and
+//! challenge mode's choice of method (push, SMS or TOTP) and its answers.
 //!
 //! Hold mode (per client `second_factor = "hold"`) is for logins that cannot answer a
 //! prompt (EAP, MS-CHAPv2, RD Gateway): the directory's Accept is held while the request
@@ -12,17 +12,22 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use zeroize::Zeroizing;
+
 use super::Handled;
-use super::access::{reject, release};
+use super::access::{issue_challenge, reject, release};
 use crate::approval::{ApprovalId, Begin, LoginKey, Refusal, Status};
-use crate::challenge::{Binding, Granted};
-use crate::config::Unenrolled;
+use crate::challenge::{Asked, Binding, Granted, Pending};
+use crate::config::{Language, Unenrolled};
 use crate::daemon::Context;
 use crate::factor::push::{PushRequest, Topic};
+use crate::factor::sms::{SmsSettings, is_sms_request};
 use crate::factor::{FailMode, Method};
+use crate::mfa::{self, CodeCheck};
 use crate::origin::find_origin;
 use crate::policy::Decision;
 use crate::radius::{Keying, Packet};
+use crate::store::{CodeCheck as SmsCheck, CodePurpose};
 use crate::store::{Store, StoreError, User};
 
 /// How long an empty answer to a push challenge (the user pressed Enter) waits for the
@@ -267,4 +272,272 @@ pub(super) fn unenrolled(login: &Login<'_>, granted: Granted) -> Handled {
         return release(ctx, login.request, login.nas, granted, "unenrolled_allowed");
     }
     Ok(reject(login.request, "unenrolled"))
+}
+
+/// Whether `method` can be used for this user now, with what is configured.
+fn usable(ctx: &Context, user: &User, method: Method) -> bool {
+    match method {
+        Method::Push => can_push(ctx, user),
+        Method::Sms => ctx.settings.sms.is_some() && user.has_method(Method::Sms),
+        Method::Totp => user.has_method(Method::Totp),
+    }
+}
+
+/// Challenge mode, first round: ask for the user's preferred usable method (push, SMS or
+/// TOTP). When push or SMS cannot be sent, a TOTP app still works; without one, the
+/// provider's `fail_mode` decides.
+pub(super) async fn first_challenge(login: &Login<'_>, granted: Granted) -> Handled {
+    let (ctx, request) = (login.ctx, login.request);
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    let user = match lookup(store, &login.binding.user).await {
+        Ok(Some(u)) if !u.enabled => return Ok(reject(request, "user_disabled")),
+        Ok(Some(u)) => u,
+        Ok(None) => return unenrolled(login, granted),
+        Err(StoreFailed) => return Ok(reject(request, "store_failed")),
+    };
+    let totp = usable(ctx, &user, Method::Totp);
+    let method = std::iter::once(user.default_method)
+        .chain(Method::ALL)
+        .find(|&m| usable(ctx, &user, m));
+    let binding = login.binding.clone();
+    let failed = match method {
+        None => return unenrolled(login, granted),
+        Some(Method::Totp) => return totp_challenge(ctx, request, binding, granted, 0),
+        Some(Method::Push) => match start(login, true).await {
+            Push::Pending { id, number } => {
+                let prompt = push_prompt(ctx, number);
+                return issue_challenge(
+                    ctx,
+                    request,
+                    binding,
+                    granted,
+                    0,
+                    Asked::Push(id),
+                    &prompt,
+                );
+            }
+            Push::Remembered(true) => {
+                return release(ctx, request, login.nas, granted, "push_remembered");
+            }
+            Push::Remembered(false) => return Ok(reject(request, "push_denied")),
+            Push::Failed { open, reason } => (open, reason),
+        },
+        Some(Method::Sms) => match send_sms(ctx, store, &login.binding.user).await {
+            Ok(prompt) => {
+                return issue_challenge(ctx, request, binding, granted, 0, Asked::Sms, &prompt);
+            }
+            Err(failed) => failed,
+        },
+    };
+    match failed {
+        // TOTP needs no provider: offer it before failing open or closed.
+        _ if totp => totp_challenge(ctx, request, binding, granted, 0),
+        (true, reason) => release(ctx, request, login.nas, granted, reason),
+        (false, reason) => Ok(reject(request, reason)),
+    }
+}
+
+fn totp_challenge(
+    ctx: &Context,
+    request: &Packet,
+    binding: Binding,
+    granted: Granted,
+    attempts: u32,
+) -> Handled {
+    let prompt = ctx.settings.mfa.prompt.clone();
+    issue_challenge(
+        ctx,
+        request,
+        binding,
+        granted,
+        attempts,
+        Asked::Code,
+        &prompt,
+    )
+}
+
+fn push_prompt(ctx: &Context, number: Option<u8>) -> String {
+    let language = ctx
+        .settings
+        .push
+        .as_ref()
+        .map_or(crate::factor::push::Language::En, |p| p.language());
+    language.challenge_prompt(number)
+}
+
+/// Sends a login code by SMS. `Ok`: the prompt naming the (masked) number. `Err`: fail
+/// open (`true`, logged) or closed, with the reason.
+async fn send_sms(
+    ctx: &Context,
+    store: &Store,
+    user: &str,
+) -> Result<String, (bool, &'static str)> {
+    let Some(sms) = ctx.settings.sms.as_ref() else {
+        return Err((false, "sms_unavailable"));
+    };
+    match sms.send_code(store, user, CodePurpose::Login).await {
+        Ok(phone) => Ok(match ctx.settings.mfa.language {
+            Language::Nb => format!("Koden er sendt til {}. Skriv den inn.", phone.masked()),
+            Language::En => format!("A code was sent to {}. Enter it.", phone.masked()),
+        }),
+        Err(e) => {
+            let open = e.is_outage() && ctx.settings.fail_modes.sms == FailMode::Open;
+            let who = crate::audit::escape(user.as_bytes());
+            if open {
+                tracing::warn!(user = %who, method = "sms",
+                    "SMS gateway unreachable ({e}): login let through without a second factor (fail_mode = \"open\")");
+                Err((true, "sms_fail_open"))
+            } else {
+                tracing::warn!(user = %who, "SMS code not sent: {e}");
+                Err((false, "sms_unavailable"))
+            }
+        }
+    }
+}
+
+/// The answer to a push or SMS challenge.
+///
+/// Push: Enter (an empty answer) waits up to [`ENTER_WAIT`] for the phone; `sms` sends a
+/// code instead; anything else is checked as a TOTP code. SMS: the code sent.
+pub(super) async fn answer(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    typed: Option<Zeroizing<Vec<u8>>>,
+    pending: Pending,
+) -> Handled {
+    let Some(store) = ctx.store.as_ref() else {
+        return Ok(reject(request, "no_store"));
+    };
+    let typed = typed
+        .map(|t| Zeroizing::new(String::from_utf8_lossy(&t).trim().to_owned()))
+        .unwrap_or_default();
+    match pending.asked {
+        Asked::Push(id) if typed.is_empty() => enter(ctx, request, nas, id, pending).await,
+        Asked::Push(id) if is_sms_request(&typed) => {
+            if let Some(a) = &ctx.approvals {
+                a.finish(id);
+            }
+            match send_sms(ctx, store, &pending.binding.user).await {
+                Ok(prompt) => issue_challenge(
+                    ctx,
+                    request,
+                    pending.binding,
+                    pending.accept,
+                    pending.attempts,
+                    Asked::Sms,
+                    &prompt,
+                ),
+                Err((true, reason)) => release(ctx, request, nas, pending.accept, reason),
+                Err((false, reason)) => Ok(reject(request, reason)),
+            }
+        }
+        Asked::Push(id) => {
+            let check = mfa::check_code(
+                store,
+                &pending.binding.user,
+                typed,
+                ctx.settings.mfa.totp_skew,
+            )
+            .await;
+            match check {
+                CodeCheck::Accepted => {
+                    if let Some(a) = &ctx.approvals {
+                        a.finish(id);
+                    }
+                    release(ctx, request, nas, pending.accept, "otp_ok")
+                }
+                CodeCheck::Wrong => again(ctx, request, pending, "otp_bad"),
+                other => Ok(reject(request, other.as_str())),
+            }
+        }
+        Asked::Sms => sms_answer(ctx, request, nas, store, &typed, pending).await,
+        Asked::Code => Ok(reject(request, "state_invalid")),
+    }
+}
+
+/// Enter pressed on a push challenge: wait a little for the phone.
+async fn enter(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    id: ApprovalId,
+    pending: Pending,
+) -> Handled {
+    let Some(approvals) = ctx.approvals.as_ref() else {
+        return Ok(reject(request, "push_unavailable"));
+    };
+    match approvals.wait(id, Instant::now() + ENTER_WAIT).await {
+        Status::Approved => {
+            // Delivered now: it must not let a later login through.
+            approvals.finish(id);
+            release(ctx, request, nas, pending.accept, "push_approved")
+        }
+        Status::Denied(_) => {
+            approvals.finish(id);
+            Ok(reject(request, "push_denied"))
+        }
+        Status::Pending => again(ctx, request, pending, "push_timeout"),
+        Status::Expired => Ok(reject(request, "push_expired")),
+    }
+}
+
+/// The same push challenge once more (a wrong code, or not approved yet), within
+/// `mfa.max_attempts`; then Reject for `reason`.
+fn again(ctx: &Context, request: &Packet, pending: Pending, reason: &'static str) -> Handled {
+    let Asked::Push(id) = pending.asked else {
+        return Ok(reject(request, reason));
+    };
+    if pending.attempts + 1 >= ctx.settings.mfa.max_attempts {
+        if let Some(a) = &ctx.approvals {
+            a.finish(id);
+        }
+        return Ok(reject(request, reason));
+    }
+    let number = ctx.approvals.as_ref().and_then(|a| a.number(id));
+    let prompt = push_prompt(ctx, number);
+    issue_challenge(
+        ctx,
+        request,
+        pending.binding,
+        pending.accept,
+        pending.attempts + 1,
+        pending.asked,
+        &prompt,
+    )
+}
+
+async fn sms_answer(
+    ctx: &Context,
+    request: &Packet,
+    nas: Keying<'_>,
+    store: &Store,
+    typed: &str,
+    pending: Pending,
+) -> Handled {
+    let check =
+        SmsSettings::check_code(store, &pending.binding.user, CodePurpose::Login, typed).await;
+    match check {
+        Ok(SmsCheck::Accepted) => release(ctx, request, nas, pending.accept, "sms_ok"),
+        Ok(SmsCheck::Wrong { attempts_left }) if attempts_left > 0 => {
+            let prompt = ctx.settings.mfa.retry_prompt.clone();
+            issue_challenge(
+                ctx,
+                request,
+                pending.binding,
+                pending.accept,
+                pending.attempts + 1,
+                Asked::Sms,
+                &prompt,
+            )
+        }
+        Ok(SmsCheck::Wrong { .. }) => Ok(reject(request, "sms_bad")),
+        Ok(SmsCheck::Invalid) => Ok(reject(request, "sms_invalid")),
+        Err(e) => {
+            tracing::error!("user store: {e}");
+            Ok(reject(request, "store_failed"))
+        }
+    }
 }

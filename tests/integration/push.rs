@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use portvakt::factor::phone::Phone;
 use portvakt::factor::push::Topic;
+use portvakt::factor::totp::{Algorithm, TotpSecret};
 use portvakt::login::RadiusClient;
 use portvakt::radius::{Attribute, Code, Packet, attr};
 use portvakt::secret::Secret;
@@ -20,6 +22,7 @@ use crate::support::eapol::{EapMethod, EapolOutcome, EapolTest};
 use crate::support::freeradius::*;
 use crate::support::ntfy::{PUBLIC_URL, Receiver, action};
 use crate::support::proxy::{NAS_SECRET, Proxy, ProxyBuilder};
+use crate::totp::{ALICE_SECRET, oathtool};
 
 /// How long a test waits for a push to arrive.
 const PUSH_ARRIVES: Duration = Duration::from_secs(10);
@@ -270,4 +273,217 @@ async fn pap(addr: SocketAddr, user: User, station: &'static str) -> Result<Pack
 
 fn pap_now(addr: SocketAddr, user: User, station: &'static str) -> Result<Packet> {
     runtime()?.block_on(pap(addr, user, station))
+}
+
+// ------------------------------------------------------------------ challenge mode
+
+/// alice, whose gateway shows prompts: push (number matching), with a TOTP app and a verified phone as fallbacks.
+fn challenge_proxy(
+    upstream: &FreeRadius,
+    ntfy: &Receiver,
+    sms: &Receiver,
+    extra: &str,
+) -> Result<Proxy> {
+    let proxy = builder(upstream, ntfy, "", extra)
+        .toml(&format!(
+            "[sms]\nurl = \"{}\"\nbody_format = \"json\"\nbody = '{{\"to\": \"{{to}}\", \"text\": \"{{message}}\"}}'\n\
+             timeout = \"2s\"\n\n[sms.codes]\nmessage = \"code {{code}}\"\n\n[sms.limits]\ncooldown = \"0s\"\n",
+            sms.url()
+        ))
+        .start()?;
+    enrol_push(&proxy, ALICE.name)?;
+    let store = proxy.store();
+    store.set_totp(
+        ALICE.name,
+        &TotpSecret::from_base32(ALICE_SECRET, 6, 30, Algorithm::Sha1)?,
+        true,
+    )?;
+    store.set_verified_phone(ALICE.name, &Phone::parse("+4790000123")?)?;
+    Ok(proxy)
+}
+
+/// A NAS conversation: the login, then answers carrying the last State.
+struct Nas {
+    rt: tokio::runtime::Runtime,
+    client: RadiusClient,
+    state: Option<Vec<u8>>,
+}
+
+impl Nas {
+    fn new(proxy: &Proxy) -> Result<Self> {
+        let rt = runtime()?;
+        let mut client = rt.block_on(RadiusClient::new(proxy.auth(), Secret::new(NAS_SECRET)))?;
+        client.timeout = Duration::from_secs(10);
+        client.retries = 0;
+        Ok(Self {
+            rt,
+            client,
+            state: None,
+        })
+    }
+
+    /// Sends `password` for alice from off-site (with the State of the last challenge, if any).
+    fn send(&mut self, password: &str) -> Result<Packet> {
+        let mut attributes = vec![
+            Attribute {
+                typ: attr::USER_NAME,
+                value: ALICE.name.as_bytes().to_vec(),
+            },
+            Attribute {
+                typ: attr::CALLING_STATION_ID,
+                value: b"198.51.100.7".to_vec(),
+            },
+        ];
+        if let Some(state) = self.state.take() {
+            attributes.push(Attribute {
+                typ: attr::STATE,
+                value: state,
+            });
+        }
+        let reply = self
+            .rt
+            .block_on(self.client.access(&attributes, Some(password.as_bytes())))?;
+        self.state = reply.state().map(<[u8]>::to_vec);
+        Ok(reply)
+    }
+}
+
+fn prompt(reply: &Packet) -> String {
+    portvakt::login::reply_message(reply)
+}
+
+/// The number in "Tap NN in the notification …".
+fn number_in(prompt: &str) -> Result<String> {
+    prompt
+        .split_whitespace()
+        .find(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .with_context(|| format!("no number in {prompt:?}"))
+}
+
+#[test]
+fn challenge_mode_push_with_number_matching_then_enter() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    let mut nas = Nas::new(&proxy)?;
+    let first = nas.send(ALICE.password)?;
+    assert_eq!(first.code, Code::AccessChallenge);
+    let number = number_in(&prompt(&first))?;
+    let message = ntfy.next(PUSH_ARRIVES).context("no push")?;
+    assert_eq!(
+        tap(&ntfy, &proxy, &message, &number)?,
+        (200, "approved".into())
+    );
+    let second = nas.send("")?;
+    assert_eq!(second.code, Code::AccessAccept, "{}", prompt(&second));
+    assert_eq!(
+        second.attr(attr::CLASS).map(<[u8]>::to_vec),
+        Some(ALICE_CLASS.as_bytes().to_vec()),
+        "the directory's Accept, released"
+    );
+    Ok(())
+}
+
+#[test]
+fn challenge_mode_enter_before_approval_asks_again_and_a_wrong_number_rejects() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    let mut nas = Nas::new(&proxy)?;
+    let first = nas.send(ALICE.password)?;
+    let number = number_in(&prompt(&first))?;
+    let message = ntfy.next(PUSH_ARRIVES).context("no push")?;
+    // Enter with nothing approved: after a short wait, the same prompt again.
+    let again = nas.send("")?;
+    assert_eq!(again.code, Code::AccessChallenge);
+    assert_eq!(number_in(&prompt(&again))?, number, "the same number");
+    let wrong = message["actions"]
+        .as_array()
+        .context("actions")?
+        .iter()
+        .filter_map(|a| a["label"].as_str())
+        .find(|l| *l != number)
+        .context("another number")?
+        .to_owned();
+    assert_eq!(tap(&ntfy, &proxy, &message, &wrong)?.0, 200);
+    let after = nas.send("")?;
+    assert_eq!(after.code, Code::AccessReject);
+    let user = proxy.store().user(ALICE.name)?.context("alice")?;
+    assert_eq!(user.failures, 1, "a wrong number counts as a failure");
+    Ok(())
+}
+
+#[test]
+fn challenge_mode_push_accepts_a_typed_totp_code() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    let mut nas = Nas::new(&proxy)?;
+    assert_eq!(nas.send(ALICE.password)?.code, Code::AccessChallenge);
+    let reply = nas.send(&oathtool(ALICE_SECRET, 0)?)?;
+    assert_eq!(reply.code, Code::AccessAccept, "{}", prompt(&reply));
+    Ok(())
+}
+
+#[test]
+fn challenge_mode_sms_on_request_and_a_used_code_is_refused() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    let mut nas = Nas::new(&proxy)?;
+    assert_eq!(nas.send(ALICE.password)?.code, Code::AccessChallenge);
+    let sent = nas.send("sms")?;
+    assert_eq!(sent.code, Code::AccessChallenge);
+    let text = prompt(&sent);
+    assert!(
+        text.contains("123") && !text.contains("90000123"),
+        "masked number: {text}"
+    );
+    let message = sms.next(PUSH_ARRIVES).context("no SMS")?;
+    assert_eq!(message["to"], "+4790000123");
+    let code = message["text"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("code "))
+        .context("code")?
+        .to_owned();
+    assert_eq!(nas.send(&code)?.code, Code::AccessAccept);
+
+    // The next login: a new code is sent; the used one does not work.
+    assert_eq!(nas.send(ALICE.password)?.code, Code::AccessChallenge);
+    assert_eq!(nas.send("sms")?.code, Code::AccessChallenge);
+    sms.next(PUSH_ARRIVES).context("no second SMS")?;
+    let reused = nas.send(&code)?;
+    assert_ne!(
+        reused.code,
+        Code::AccessAccept,
+        "a used code never works again"
+    );
+    Ok(())
+}
+
+#[test]
+fn challenge_mode_push_down_falls_back_to_totp_and_fails_open_only_where_configured() -> Result<()>
+{
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    ntfy.answer_with(503);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    let mut nas = Nas::new(&proxy)?;
+    let first = nas.send(ALICE.password)?;
+    assert_eq!(first.code, Code::AccessChallenge);
+    assert_eq!(
+        prompt(&first),
+        "Enter the code from your authenticator app.",
+        "TOTP keeps working while push is down"
+    );
+
+    // Without a TOTP app or phone: fail closed, or open where configured.
+    for (mode, expect) in [("closed", Code::AccessReject), ("open", Code::AccessAccept)] {
+        let proxy = builder(&upstream, &ntfy, "", &format!("fail_mode = \"{mode}\"")).start()?;
+        enrol_push(&proxy, ALICE.name)?;
+        let mut nas = Nas::new(&proxy)?;
+        assert_eq!(nas.send(ALICE.password)?.code, expect, "fail_mode = {mode}");
+    }
+    Ok(())
 }
