@@ -1132,4 +1132,61 @@ secret = "0123456789abcdef"
             assert_eq!(err.key, key, "{err}");
         }
     }
+
+    const PUSH: &str = r#"
+[push]
+provider = "ntfy"
+url = "https://ntfy.example"
+fail_mode = "open"
+[approval]
+public_url = "https://mfa.example"
+ttl = "60s"
+"#;
+
+    fn hold(lines: &str, tail: &str) -> String {
+        GOOD.replace(
+            "name = \"vpn1\"",
+            &format!("name = \"vpn1\"\nsecond_factor = \"hold\"\n{lines}"),
+        ) + tail
+    }
+
+    #[test]
+    fn hold_mode_needs_push_and_a_timeout_below_the_approval_ttl() {
+        crate::factor::install_crypto_provider();
+        let s = load_str(&hold("", PUSH)).unwrap();
+        assert_eq!(
+            s.clients[0].second_factor,
+            SecondFactorMode::Hold {
+                timeout: DEFAULT_HOLD_TIMEOUT
+            }
+        );
+        assert_eq!(s.fail_modes.push, FailMode::Open);
+        assert_eq!(s.fail_modes.sms, FailMode::Closed);
+        let s = load_str(&hold("hold_timeout = \"5s\"", PUSH)).unwrap();
+        assert_eq!(
+            s.clients[0].second_factor,
+            SecondFactorMode::Hold {
+                timeout: Duration::from_secs(5)
+            }
+        );
+        let cases = [
+            (hold("", ""), "clients[0].second_factor"),
+            (
+                hold("hold_timeout = \"60s\"", PUSH),
+                "clients[0].hold_timeout",
+            ),
+            (
+                hold("hold_timeout = \"0s\"", PUSH),
+                "clients[0].hold_timeout",
+            ),
+            (
+                GOOD.to_owned() + &PUSH[..PUSH.find("[approval]").unwrap()],
+                "approval",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load_str(&text).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
 }

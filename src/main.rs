@@ -225,6 +225,9 @@ fn serve(settings: Settings) -> ExitCode {
                 tracing::info!("listening for {kind} on {addr}");
             }
         }
+        if let Some(addr) = daemon.approval_addr() {
+            tracing::info!("approval API listening on {addr}");
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
