@@ -9,17 +9,20 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use portvakt::factor::Method;
 use portvakt::factor::phone::Phone;
 use portvakt::factor::push::Topic;
 use portvakt::factor::totp::{Algorithm, TotpSecret};
 use portvakt::login::RadiusClient;
-use portvakt::radius::{Attribute, Code, Packet, attr};
+use portvakt::radius::{Attribute, Code, Keying, Packet, attr, crypt};
 use portvakt::secret::Secret;
 use serde_json::Value;
 
+use crate::mschap;
 use crate::pass_through::directory;
 use crate::support::eapol::{EapMethod, EapolOutcome, EapolTest};
 use crate::support::freeradius::*;
+use crate::support::mschap::Mschapv2;
 use crate::support::ntfy::{PUBLIC_URL, Receiver, action};
 use crate::support::proxy::{NAS_SECRET, Proxy, ProxyBuilder};
 use crate::totp::{ALICE_SECRET, oathtool};
@@ -485,5 +488,104 @@ fn challenge_mode_push_down_falls_back_to_totp_and_fails_open_only_where_configu
         let mut nas = Nas::new(&proxy)?;
         assert_eq!(nas.send(ALICE.password)?.code, expect, "fail_mode = {mode}");
     }
+    Ok(())
+}
+
+#[test]
+fn hold_mode_native_mschapv2_keeps_its_success_and_mppe_keys() -> Result<()> {
+    let upstream = directory()?;
+    let ntfy = Receiver::ntfy()?;
+    let proxy = builder(
+        &upstream,
+        &ntfy,
+        "second_factor = \"hold\"\nhold_timeout = \"5s\"",
+        "",
+    )
+    .start()?;
+    enrol_push(&proxy, BOB.name)?;
+    let auth = proxy.auth();
+    let login = Mschapv2::new(BOB.name, BOB.password);
+    let held = {
+        let login = login.clone();
+        thread::spawn(move || mschap::send(auth, &login, &[]))
+    };
+    let message = ntfy.next(PUSH_ARRIVES).context("no push arrived")?;
+    // "Not me" from the notification: the login fails and the user is locked.
+    assert_eq!(
+        tap(&ntfy, &proxy, &message, "Not me")?,
+        (200, "denied".into())
+    );
+    let denied = held
+        .join()
+        .map_err(|_| anyhow::anyhow!("login thread panicked"))??;
+    assert_eq!(denied.reply.code, Code::AccessReject);
+    let bob = proxy.store().user(BOB.name)?.context("bob")?;
+    assert!(!bob.enabled, "\"not me\" disables the user");
+
+    // A denied login is remembered for the approval's lifetime (its retries are refused without a push), so the
+    // next login comes from another station.
+    proxy.store().set_enabled(BOB.name, true)?;
+    let held = {
+        let login = login.clone();
+        let station = Attribute {
+            typ: attr::CALLING_STATION_ID,
+            value: b"198.51.100.9".to_vec(),
+        };
+        thread::spawn(move || mschap::send(auth, &login, &[station]))
+    };
+    let message = ntfy.next(PUSH_ARRIVES).context("no second push")?;
+    assert_eq!(
+        tap(&ntfy, &proxy, &message, "Approve")?,
+        (200, "approved".into())
+    );
+    let sent = held
+        .join()
+        .map_err(|_| anyhow::anyhow!("login thread panicked"))??;
+    assert_eq!(sent.reply.code, Code::AccessAccept);
+    let success = mschap::microsoft(&sent.reply, attr::MS_CHAP2_SUCCESS, "MS-CHAP2-Success")?;
+    assert!(
+        login.verify_success(success),
+        "MS-CHAP2-Success proves bob's password"
+    );
+    let nas = Keying {
+        secret: NAS_SECRET.as_bytes(),
+        authenticator: &sent.authenticator,
+    };
+    let send_key = crypt::salt_decrypt(
+        mschap::microsoft(&sent.reply, attr::MS_MPPE_SEND_KEY, "MS-MPPE-Send-Key")?,
+        nas,
+    )
+    .context("MS-MPPE-Send-Key does not decrypt for the NAS")?;
+    assert_eq!(
+        send_key.as_slice(),
+        login.expected_mppe_keys(BOB.password).0
+    );
+    Ok(())
+}
+
+#[test]
+fn challenge_mode_sms_as_the_default_method_sends_the_code_at_once() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, "")?;
+    proxy.store().set_default_method(ALICE.name, Method::Sms)?;
+    let mut nas = Nas::new(&proxy)?;
+    let first = nas.send(ALICE.password)?;
+    assert_eq!(first.code, Code::AccessChallenge);
+    assert!(
+        prompt(&first).starts_with("A code was sent to"),
+        "{}",
+        prompt(&first)
+    );
+    let message = sms.next(PUSH_ARRIVES).context("no SMS")?;
+    let code = message["text"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("code "))
+        .context("code")?;
+    // A wrong code asks again; the right one then works.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(nas.send(wrong)?.code, Code::AccessChallenge);
+    assert_eq!(nas.send(code)?.code, Code::AccessAccept);
+    assert!(ntfy.seen().is_empty(), "no push for an SMS user");
     Ok(())
 }
