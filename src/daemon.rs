@@ -247,11 +247,14 @@ impl Daemon {
             let _ = l.await;
         }
         purge.abort();
-        if let Some(api) = api {
-            let _ = api.await;
+        let grace = self.ctx.settings.shutdown_grace;
+        if let Some(mut api) = api {
+            // A phone's connection that stays open must not stop the shutdown.
+            if tokio::time::timeout(grace, &mut api).await.is_err() {
+                api.abort();
+            }
         }
         tracker.close();
-        let grace = self.ctx.settings.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(
                 "requests still in progress after {grace:?}: {}; stopping anyway",

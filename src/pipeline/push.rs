@@ -303,7 +303,10 @@ pub(super) async fn first_challenge(login: &Login<'_>, granted: Granted) -> Hand
         .find(|&m| usable(ctx, &user, m));
     let binding = login.binding.clone();
     let failed = match method {
-        None => return unenrolled(login, granted),
+        // No method at all: `mfa.unenrolled` decides. Methods, but none configured here
+        // (e.g. only a phone and no [sms]): never a reason to let the login through.
+        None if user.preferred_method().is_none() => return unenrolled(login, granted),
+        None => return Ok(reject(request, "second_factor_unavailable")),
         Some(Method::Totp) => return totp_challenge(ctx, request, binding, granted, 0),
         Some(Method::Push) => match start(login, true).await {
             Push::Pending { id, number } => {
