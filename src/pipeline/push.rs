@@ -36,11 +36,17 @@ pub(super) const ENTER_WAIT: Duration = Duration::from_secs(3);
 
 /// One login that passed the directory and needs its second factor.
 pub(super) struct Login<'a> {
+    /// The daemon's shared state.
     pub(super) ctx: &'a Context,
+    /// The NAS client's name: the gateway the push names.
     pub(super) client_name: &'a str,
+    /// The Access-Request being answered.
     pub(super) request: &'a Packet,
+    /// The NAS's keying for this request (to re-encrypt the held Accept).
     pub(super) nas: Keying<'a>,
+    /// Who, through which NAS, from which station.
     pub(super) binding: &'a Binding,
+    /// The policy's decision (its site is named in logs and the push).
     pub(super) decision: &'a Decision,
     /// The origin as the push shows it: the user's address, or `unknown`.
     pub(super) origin: String,

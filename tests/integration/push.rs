@@ -203,6 +203,55 @@ fn hold_mode_retry_with_a_new_identifier_sends_no_second_push() -> Result<()> {
     Ok(())
 }
 
+/// The NAS gives up on a held login and retries it with a new Identifier while the push is pending: the retry
+/// joins (one push; both time out). The user approves late: the NAS's next retry is let through without a push,
+/// once — the one after that needs a new push.
+#[test]
+fn hold_mode_retries_join_and_a_late_approval_serves_one_retry() -> Result<()> {
+    let upstream = directory()?;
+    let ntfy = Receiver::ntfy()?;
+    let proxy = builder(
+        &upstream,
+        &ntfy,
+        "second_factor = \"hold\"\nhold_timeout = \"3s\"",
+        "",
+    )
+    .start()?;
+    enrol_push(&proxy, ALICE.name)?;
+    let auth = proxy.auth();
+    let first = thread::spawn(move || pap_now(auth, ALICE, "198.51.100.7"));
+    let message = ntfy.next(PUSH_ARRIVES).context("no push arrived")?;
+    let retry = thread::spawn(move || pap_now(auth, ALICE, "198.51.100.7"));
+    for h in [first, retry] {
+        let reply = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("login thread panicked"))??;
+        assert_eq!(
+            reply.code,
+            Code::AccessReject,
+            "not approved within hold_timeout"
+        );
+    }
+    assert_eq!(ntfy.seen().len(), 1, "the retry joined the pending push");
+
+    assert_eq!(
+        tap(&ntfy, &proxy, &message, "Approve")?,
+        (200, "approved".into())
+    );
+    let late = pap_now(auth, ALICE, "198.51.100.7")?;
+    assert_eq!(
+        late.code,
+        Code::AccessAccept,
+        "the remembered approval serves the retry"
+    );
+    assert_eq!(ntfy.seen().len(), 1, "without a new push");
+
+    let again = pap_now(auth, ALICE, "198.51.100.7")?;
+    assert_eq!(again.code, Code::AccessReject, "the approval is used up");
+    assert_eq!(ntfy.seen().len(), 2, "a new login, a new push");
+    Ok(())
+}
+
 #[test]
 fn hold_mode_with_the_provider_down_fails_closed_or_open_where_configured() -> Result<()> {
     let upstream = directory()?;
