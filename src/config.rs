@@ -18,6 +18,7 @@ use crate::approval::{ApprovalSettings, RawApproval};
 use crate::factor::FailMode;
 use crate::factor::push::{PushProvider, RawPush};
 use crate::factor::sms::{RawSms, SmsSettings};
+use crate::limits::{Limits, RawLimits};
 use crate::origin::{OriginSource, parse_sources};
 use crate::policy::SitePolicy;
 use crate::radius::dictionary::Dictionary;
@@ -84,6 +85,9 @@ pub struct RawConfig {
     pub sms: Option<RawSms>,
     /// The approval API phones answer pushes at, and the push rules.
     pub approval: Option<RawApproval>,
+    /// Rate limits, lockouts and the password-spray shield.
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
 /// `[directory]`.
@@ -397,6 +401,8 @@ pub struct Settings {
     pub approval: Option<Arc<ApprovalSettings>>,
     /// What push and SMS logins get while their provider is unreachable.
     pub fail_modes: FailModes,
+    /// Rate limits, lockouts, the spray shield.
+    pub limits: Limits,
 }
 
 /// `fail_mode` per method (`[push] fail_mode`, `[sms] fail_mode`). TOTP needs no provider.
@@ -659,6 +665,7 @@ impl Settings {
             .transpose()?
             .map(Arc::new);
         check_hold(&clients, push.is_some(), approval.as_deref())?;
+        let limits = Limits::from_raw(&raw.limits, "").map_err(first_issue)?;
         Ok(Self {
             source: source.to_path_buf(),
             auth_listen,
@@ -677,6 +684,7 @@ impl Settings {
             sms,
             approval,
             fail_modes,
+            limits,
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::approval::{self, Approvals, DenyReason, Resolved};
 use crate::challenge::Challenges;
 use crate::clients::Clients;
 use crate::config::{KeySource, Settings};
+use crate::limits::Limiter;
 use crate::pipeline::{self, Outcome};
 use crate::replay::Replay;
 use crate::store::{Store, StoreKey, StoreOptions};
@@ -109,6 +110,8 @@ pub struct Context {
     pub store: Option<Store>,
     /// Pending push approvals, if `[approval]` is configured.
     pub approvals: Option<Arc<Approvals>>,
+    /// Rate limits, lockouts and the spray shield (internally synchronised).
+    pub limiter: Limiter,
     /// Counters.
     pub stats: Stats,
     /// When each unknown source was last logged, so a flood logs once a minute per
@@ -128,6 +131,7 @@ impl Context {
                 .approval
                 .as_ref()
                 .map(|a| Arc::new(Approvals::new(a.policy.clone()))),
+            limiter: Limiter::new(settings.limits.clone()),
             store,
             stats: Stats::default(),
             unknown_logged: Mutex::new(HashMap::new()),
@@ -173,9 +177,16 @@ impl Daemon {
     /// A missing or wrong store key stops here: there is no plaintext fallback.
     pub fn bind(settings: Settings) -> Result<Self, Error> {
         let store = open_store(&settings)?;
-        if store.is_none() {
-            tracing::warn!("no [store] configured: logins that need a second factor are rejected");
-        }
+        let lockouts = match &store {
+            Some(store) => store.lockouts().map_err(|e| Error::Store(e.to_string()))?,
+            None => {
+                tracing::warn!(
+                    "no [store] configured: logins that need a second factor are rejected, \
+                     and lockouts last only until a restart"
+                );
+                Vec::new()
+            }
+        };
         let mut sockets = Vec::new();
         for (listener, addrs) in [
             (Listener::Auth, &settings.auth_listen),
@@ -194,8 +205,13 @@ impl Daemon {
             .as_ref()
             .map(|a| bind_tcp(a.listen))
             .transpose()?;
+        let ctx = Context::new(settings, store);
+        let loaded = ctx.limiter.load_lockouts(lockouts);
+        if loaded > 0 {
+            tracing::info!("{loaded} lockouts still in force from before the restart");
+        }
         Ok(Self {
-            ctx: Arc::new(Context::new(settings, store)),
+            ctx: Arc::new(ctx),
             sockets,
             approval,
         })
@@ -474,9 +490,11 @@ async fn respond(
     ctx.stats.replies.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Forgets old replies in the duplicate cache, once a second.
+/// Housekeeping: forgets old replies and expired challenges once a second, and lets the
+/// limiter forget quiet keys (and return their memory) every 30 seconds.
 async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -485,6 +503,10 @@ async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
                 ctx.challenges.purge();
                 if let Some(a) = &ctx.approvals {
                     a.purge();
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(30) {
+                    ctx.limiter.maintain();
                 }
             }
         }

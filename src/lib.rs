@@ -14,6 +14,8 @@
 //!   then Status-Server, access or accounting. Drops are values with a reason.
 //! - [`clients`]: the NAS table (source address → client and secret).
 //! - [`replay`]: duplicate detection and the reply cache (RFC 5080 §2.2.2).
+//! - [`limits`]: rates, lockouts and the password-spray shield, checked before the
+//!   directory is asked.
 //! - [`relay`]: turning a NAS request into an upstream one and a reply back,
 //!   re-hiding passwords and re-encrypting keys on the way.
 //! - [`upstream`]: the directory servers: Identifier pools, verification, failover,
@@ -44,6 +46,7 @@ pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod factor;
+pub mod limits;
 pub mod login;
 pub mod mfa;
 pub mod origin;

@@ -67,6 +67,14 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// List lockouts (users locked by the limits), with reason and expiry.
+    Lockouts {
+        /// The configuration file (for `[store]`).
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(flatten)]
+        command: cli::lockouts::LockoutsCommand,
+    },
     /// Store key management.
     Store {
         #[command(subcommand)]
@@ -145,7 +153,12 @@ fn main() -> ExitCode {
             Ok(settings) => serve(settings),
             Err(e) => usage_error(&e),
         },
-        Command::User { config, command } => user(&config, command),
+        Command::User { config, command } => {
+            with_store(&config, |store, io| cli::user::run(store, command, io))
+        }
+        Command::Lockouts { config, command } => {
+            with_store(&config, |store, io| cli::lockouts::run(store, command, io))
+        }
         Command::Store { command } => {
             let (stdin, stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
             finish_cli(cli::store_run(command, &mut CliIo::new(stdin, stdout)))
@@ -240,7 +253,11 @@ fn serve(settings: Settings) -> ExitCode {
     })
 }
 
-fn user(config: &Path, command: UserCommand) -> ExitCode {
+/// Opens the store named by `config` and runs a CLI command on it.
+fn with_store(
+    config: &Path,
+    run: impl FnOnce(&portvakt::store::Store, &mut CliIo<'_>) -> Result<(), cli::CliError>,
+) -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
@@ -261,7 +278,7 @@ fn user(config: &Path, command: UserCommand) -> ExitCode {
     let (stdin, stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
     let mut io =
         CliIo::new(stdin, stdout).with_secret_prompt(|p: &str| rpassword::prompt_password(p));
-    finish_cli(cli::user::run(&store, command, &mut io))
+    finish_cli(run(&store, &mut io))
 }
 
 fn finish_cli(result: Result<(), cli::CliError>) -> ExitCode {

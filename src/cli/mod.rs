@@ -1,10 +1,12 @@
-//! Administration commands run from a shell: `portvakt user …` and `portvakt store keygen`.
+//! Administration commands run from a shell: `portvakt user …`, `portvakt lockouts` and
+//! `portvakt store keygen`.
 //!
-//! `main.rs` parses the command line with clap and calls [`user::run`] or [`store_run`] with
-//! a [`CliIo`] over stdin/stdout. The commands never touch the terminal directly, so tests
-//! drive them with in-memory buffers or pipes. They work on the same store file as a
-//! running daemon (see [`crate::store`]).
+//! `main.rs` parses the command line with clap and calls [`user::run`], [`lockouts::run`] or
+//! [`store_run`] with a [`CliIo`] over stdin/stdout. The commands never touch the terminal
+//! directly, so tests drive them with in-memory buffers or pipes. They work on the same store
+//! file as a running daemon (see [`crate::store`]).
 
+pub mod lockouts;
 pub mod user;
 
 use std::io::{self, BufRead, Write};

@@ -108,7 +108,9 @@ pub enum UserCommand {
         /// User name.
         user: String,
     },
-    /// Clear a user's second-factor failure counter.
+    /// Lift a user's lockout (see `portvakt lockouts`) and clear the second-factor failure
+    /// counter. Works for directory accounts that are not in the store too. A running
+    /// portvakt lets the user in from their next login.
     Unlock {
         /// User name.
         user: String,
@@ -238,10 +240,7 @@ pub fn run_with(
             store.reset_methods(&user)?;
             done(io, store, &user, "reset: all second-factor methods removed")?;
         }
-        UserCommand::Unlock { user } => {
-            store.clear_failures(&user)?;
-            done(io, store, &user, "unlocked: failure counter cleared")?;
-        }
+        UserCommand::Unlock { user } => unlock(store, &user, io)?,
         UserCommand::Remove { user } => {
             store.remove_user(&user)?;
             done(io, store, &user, "removed")?;
@@ -395,6 +394,41 @@ fn add_push(
 fn done(io: &mut CliIo<'_>, store: &Store, user: &str, what: &str) -> Result<(), CliError> {
     let name = store.normalize(user)?;
     writeln!(io.out(), "User {name} {what}.")?;
+    Ok(())
+}
+
+/// Lifts the stored lockout (the daemon reads the mark at the user's next login) and clears
+/// the store's failure counter. Either may be missing: a directory account has no user row,
+/// and most users have no lockout. With neither, the name is unknown.
+fn unlock(store: &Store, name: &str, io: &mut CliIo<'_>) -> Result<(), CliError> {
+    let lifted = store.unlock_user(name)?;
+    let has_user = match store.clear_failures(name) {
+        Ok(()) => true,
+        Err(crate::store::StoreError::NotFound(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let account = crate::store::lockout_name(name.as_bytes()).unwrap_or_default();
+    let out = io.out();
+    match &lifted {
+        Some(row) if row.is_active(unix_now()) => writeln!(
+            out,
+            "Lockout of {account} lifted ({}, was until {}, lockout {} in a row); history cleared.",
+            row.reason.describe(),
+            format_time(row.locked_until),
+            row.level
+        )?,
+        Some(_) => writeln!(
+            out,
+            "{account} had no lockout in force; lockout history cleared."
+        )?,
+        None if has_user => writeln!(out, "{account} had no lockout.")?,
+        None => {
+            return Err(CliError::Store(crate::store::StoreError::NotFound(account)));
+        }
+    }
+    if has_user {
+        done(io, store, name, "unlocked: failure counter cleared")?;
+    }
     Ok(())
 }
 

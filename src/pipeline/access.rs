@@ -1,5 +1,7 @@
 //! An Access-Request's way: our challenge, or policy → directory → second factor.
 //!
+//! 0. Limits: rates, lockouts, the spray shield ([`crate::limits`]); over a limit is a
+//!    Reject with a generic message, and the directory is not asked.
 //! 1. A State of ours: the user answers a challenge → [`answer_challenge`]. Other
 //!    States (EAP rounds, the directory's own challenges) go the normal way.
 //! 2. Who and from where: normalise the user, find the origin, decide by policy.
@@ -17,10 +19,12 @@ use super::{Answer, Drop, Handled, push, relay_reply};
 use crate::challenge::{Asked, Binding, Challenges, Granted, Taken};
 use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode};
 use crate::daemon::Context;
+use crate::limits::{Attempt, REJECT_MESSAGE, Verdict};
 use crate::mfa::{self, CodeCheck};
 use crate::origin::find_origin;
 use crate::policy::{
-    Action, Decision, PolicyInput, decide_after_accept, decide_before_directory, groups_from,
+    Action, Decision, PolicyInput, SitePolicy, decide_after_accept, decide_before_directory,
+    groups_from,
 };
 use crate::radius::{Code, Keying, Packet, attr};
 use crate::relay;
@@ -39,6 +43,121 @@ pub(super) async fn handle(
     };
     let typed = relay::password(request, nas).map_err(|_| Drop::Malformed)?;
     let user = request.user_name().and_then(|u| ctx.normalize_user(u));
+    let origin = find_origin(&client.origin, request, src.ip());
+    let user_text = user.clone().unwrap_or_default();
+    let input = PolicyInput {
+        client_policy: client.policy,
+        origin: &origin,
+        user: &user_text,
+    };
+    let before = decide_before_directory(&ctx.settings.sites, &input);
+    let trusted = client.policy == Some(SitePolicy::Trusted)
+        || before
+            .site
+            .as_ref()
+            .is_some_and(|s| s.policy == SitePolicy::Trusted);
+    let attempt = Attempt {
+        client: &client.name,
+        user: request.user_name().unwrap_or_default(),
+        origin: origin.ip(),
+        trusted,
+        continuation: request.state().is_some(),
+    };
+    if let Some(reason) = admit(ctx, &attempt).await {
+        return Ok(limited(request, reason));
+    }
+    let login = Login {
+        client,
+        src,
+        request,
+        nas,
+        user,
+        input: &input,
+        before,
+    };
+    let answer = decide(ctx, login, typed).await?;
+    note_outcome(ctx, &attempt, &answer);
+    Ok(answer)
+}
+
+/// One login, as far as it is known before the directory answers.
+struct Login<'a> {
+    client: &'a ClientSettings,
+    src: SocketAddr,
+    request: &'a Packet,
+    nas: Keying<'a>,
+    user: Option<String>,
+    input: &'a PolicyInput<'a>,
+    before: Decision,
+}
+
+/// The limits step: `None` to go on, or the reason for a generic Reject.
+async fn admit(ctx: &Context, attempt: &Attempt<'_>) -> Option<&'static str> {
+    let mut verdict = ctx.limiter.admit(attempt);
+    // A lockout that `portvakt user unlock` may have lifted: the store has the last word
+    // (read off the async threads; on any error the user stays locked).
+    if let (
+        Verdict::Locked {
+            ask_store: true, ..
+        },
+        Some(store),
+    ) = (&verdict, &ctx.store)
+    {
+        let (store, name) = (
+            store.clone(),
+            String::from_utf8_lossy(attempt.user).into_owned(),
+        );
+        let row = tokio::task::spawn_blocking(move || store.lockout(&name)).await;
+        if let Ok(Ok(row)) = row
+            && !ctx.limiter.confirm_lockout(attempt.user, row.as_ref())
+        {
+            verdict = ctx.limiter.admit(attempt);
+        }
+    }
+    (!verdict.is_allow()).then(|| verdict.reason_code())
+}
+
+/// Tells the limiter how the login went, so failures lock and successes reset. Driven by
+/// the answer's reason, so every path through [`decide`] is counted in one place.
+fn note_outcome(ctx: &Context, attempt: &Attempt<'_>, answer: &Answer) {
+    let limiter = &ctx.limiter;
+    let persist = match (answer.reply.code, answer.reason) {
+        (Code::AccessAccept, _) => limiter.note_success(attempt.user),
+        (Code::AccessReject, "directory_reject") => limiter.note_directory_reject(attempt),
+        (
+            Code::AccessReject,
+            "otp_bad" | "otp_replay" | "otp_missing" | "state_invalid" | "push_denied" | "sms_bad"
+            | "sms_invalid",
+        )
+        | (Code::AccessChallenge, "otp_bad" | "sms_bad") => {
+            limiter.note_second_factor_failure(attempt.user, attempt.trusted)
+        }
+        (Code::AccessChallenge, "challenge") => {
+            limiter.note_directory_accept(attempt.user);
+            None
+        }
+        _ => None,
+    };
+    if let (Some(persist), Some(store)) = (persist, ctx.store.clone()) {
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = persist.apply(&store) {
+                tracing::error!("cannot record a lockout in the store: {e}");
+            }
+        });
+    }
+}
+
+/// Our challenge, or policy → directory → second factor.
+async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>>>) -> Handled {
+    let Login {
+        client,
+        src,
+        request,
+        nas,
+        user,
+        input,
+        before,
+    } = login;
     let binding = user.as_ref().map(|user| Binding {
         user: user.clone(),
         client: client.name.clone(),
@@ -59,14 +178,7 @@ pub(super) async fn handle(
         };
     }
 
-    let origin = find_origin(&client.origin, request, src.ip());
-    let user_text = user.clone().unwrap_or_default();
-    let input = PolicyInput {
-        client_policy: client.policy,
-        origin: &origin,
-        user: &user_text,
-    };
-    let before = decide_before_directory(&ctx.settings.sites, &input);
+    let origin = input.origin;
     let described = format!("origin {origin}; {before}");
     let explained = |mut a: Answer| {
         a.decision = Some(described.clone());
@@ -100,7 +212,7 @@ pub(super) async fn handle(
     let after = match (&granted, before.groups_pending) {
         (Granted::Upstream(reply), true) => decide_after_accept(
             &ctx.settings.sites,
-            &input,
+            input,
             &groups_from(&reply.packet, ctx.settings.sites.groups_from),
         ),
         _ => before,
@@ -118,6 +230,18 @@ pub(super) async fn handle(
     }
 }
 
+/// An Access-Reject for a limit, with the generic Reply-Message and no hint of which.
+fn limited(request: &Packet, reason: &'static str) -> Answer {
+    let message = crate::radius::Attribute {
+        typ: attr::REPLY_MESSAGE,
+        value: REJECT_MESSAGE.as_bytes().to_vec(),
+    };
+    Answer::local(
+        relay::reply(request, Code::AccessReject, vec![message]),
+        reason,
+    )
+}
+
 /// The directory's answer to a password.
 enum Directory {
     /// Yes: kept until the second factor is given.
@@ -126,6 +250,8 @@ enum Directory {
     Relay(Reply),
     /// The built-in directory said no.
     LocalReject,
+    /// The ceiling on requests to the directory is reached: not asked.
+    Limited,
 }
 
 impl Directory {
@@ -140,6 +266,7 @@ impl Directory {
                 relay_reply(ctx, &reply, request, nas, reason)
             }
             Self::LocalReject => Ok(reject(request, "directory_reject")),
+            Self::Limited => Ok(limited(request, "directory_limited")),
             Self::Accepted(_) => Err(Drop::BadUpstreamReply),
         }
     }
@@ -152,6 +279,9 @@ async fn ask_directory(
     password: Option<Zeroizing<Vec<u8>>>,
     user: &str,
 ) -> Result<Directory, Drop> {
+    if !ctx.limiter.check_directory().is_allow() {
+        return Ok(Directory::Limited);
+    }
     match ctx.settings.directory {
         DirectoryMode::Radius => {
             let out = relay::outgoing(request, password);
@@ -282,10 +412,13 @@ pub(super) fn issue_challenge(
         typ: attr::STATE,
         value: state.to_vec(),
     });
-    let reason = if attempts == 0 {
-        "challenge"
-    } else {
-        "otp_bad"
+    // The limiter counts second-factor failures by these reasons (see `note_outcome`).
+    let reason = match (attempts, asked) {
+        (0, _) => "challenge",
+        (_, Asked::Code) => "otp_bad",
+        (_, Asked::Sms) => "sms_bad",
+        // Enter before the phone answered: no failure (a wrong code says so itself).
+        (_, Asked::Push(_)) => "push_pending",
     };
     Ok(Answer::local(
         relay::reply(request, Code::AccessChallenge, attributes),

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::Handled;
 use super::access::{issue_challenge, reject, release};
+use super::{Answer, Handled};
 use crate::approval::{ApprovalId, Begin, LoginKey, Refusal, Status};
 use crate::challenge::{Asked, Binding, Granted, Pending};
 use crate::config::{Language, Unenrolled};
@@ -430,12 +430,13 @@ pub(super) async fn answer(
                 a.finish(id);
             }
             match send_sms(ctx, store, &pending.binding.user).await {
+                // A new challenge: the SMS code's own attempts bound it.
                 Ok(prompt) => issue_challenge(
                     ctx,
                     request,
                     pending.binding,
                     pending.accept,
-                    pending.attempts,
+                    0,
                     Asked::Sms,
                     &prompt,
                 ),
@@ -507,7 +508,7 @@ fn again(ctx: &Context, request: &Packet, pending: Pending, reason: &'static str
     }
     let number = ctx.approvals.as_ref().and_then(|a| a.number(id));
     let prompt = push_prompt(ctx, number);
-    issue_challenge(
+    let asked = issue_challenge(
         ctx,
         request,
         pending.binding,
@@ -515,7 +516,12 @@ fn again(ctx: &Context, request: &Packet, pending: Pending, reason: &'static str
         pending.attempts + 1,
         pending.asked,
         &prompt,
-    )
+    )?;
+    // A wrong code is a failure for the limiter; Enter before the phone answered is not.
+    Ok(match reason {
+        "otp_bad" => Answer { reason, ..asked },
+        _ => asked,
+    })
 }
 
 async fn sms_answer(

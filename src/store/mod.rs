@@ -8,6 +8,8 @@
 //! - `users`, `totp`, `password`: the operations, as methods on [`Store`].
 //! - `methods`: phone numbers (sealed), push devices (topics sealed), the default method.
 //! - `sms`: SMS one-time codes (stored as HMACs) and the send log behind the SMS limits.
+//! - `lockouts`: locked account names ([`LockoutRow`]), written by the daemon's limits and
+//!   read by `portvakt user unlock` and `portvakt lockouts`.
 //!
 //! [`Store`] is a cheap, cloneable, `Send + Sync` handle. **Every method blocks** (SQLite
 //! I/O, and Argon2 for passwords): from async code call it through
@@ -18,6 +20,7 @@
 //! Opening verifies the key against a key-check row and fails with
 //! [`StoreError::WrongKey`] if it does not match. There is no plaintext fallback.
 
+mod lockouts;
 mod methods;
 mod password;
 mod pool;
@@ -39,6 +42,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 pub use key::{KeyError, StoreKey};
+pub use lockouts::{LockReason, LockoutRow, lockout_name};
 pub use methods::PushDevice;
 pub use sms::{CodeCheck, CodePurpose, IssuedCode};
 pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};

@@ -32,6 +32,10 @@ use super::StoreError;
 ///   HMAC with a random nonce, bound to the number it was sent to.
 /// - `sms_sends`: when each SMS went to which user and number key, for cooldowns and caps
 ///   that survive a restart. Rows older than a day are deleted as new ones are written.
+/// - `lockouts` (step 3): the latest lockout of each account name (see `lockouts.rs`), kept after
+///   it ends so that a repeat lockout can grow; not tied to `users`, because the directory's
+///   accounts need not be in the store. `level` counts lockouts in a row; `unlocked_at` is set
+///   when an administrator lifted the lockout (the running daemon reads it).
 pub(crate) const MIGRATIONS: &[&str] = &[
     r"
 CREATE TABLE store_keys (
@@ -111,6 +115,16 @@ CREATE INDEX sms_sends_user ON sms_sends (user_id, sent_at);
 CREATE INDEX sms_sends_number ON sms_sends (number_key, sent_at);
 CREATE INDEX sms_sends_time ON sms_sends (sent_at);
 ",
+    r"
+CREATE TABLE lockouts (
+    name         TEXT    PRIMARY KEY,
+    reason       TEXT    NOT NULL,
+    locked_at    INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL,
+    level        INTEGER NOT NULL CHECK (level >= 0),
+    unlocked_at  INTEGER
+) STRICT;
+",
 ];
 
 /// The schema version this build writes.
@@ -168,6 +182,7 @@ mod tests {
         assert_eq!(
             tables,
             [
+                "lockouts",
                 "phones",
                 "push_devices",
                 "sms_codes",
@@ -182,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_one_store_gains_the_method_tables_and_keeps_its_users() {
+    fn a_version_one_store_gains_the_new_tables_and_keeps_its_users() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
@@ -202,6 +217,23 @@ mod tests {
         assert_eq!(method, "push");
         let bad = conn.execute("UPDATE users SET default_method = 'call'", []);
         assert!(bad.is_err(), "the CHECK constraint holds");
+        assert_eq!(version(&conn), current_version());
+        let users: i64 = conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 1);
+        conn.execute(
+            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
+             VALUES ('alice', 'second_factor', 1, 2, 1)",
+            [],
+        )
+        .unwrap();
+        let negative = conn.execute(
+            "INSERT INTO lockouts (name, reason, locked_at, locked_until, level) \
+             VALUES ('bob', 'second_factor', 1, 2, -1)",
+            [],
+        );
+        assert!(negative.is_err());
     }
 
     #[test]

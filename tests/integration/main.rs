@@ -7,6 +7,7 @@
 pub mod support;
 
 mod lifecycle;
+mod limits;
 mod logs;
 mod mschap;
 mod pass_through;
