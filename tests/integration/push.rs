@@ -638,3 +638,40 @@ fn challenge_mode_sms_as_the_default_method_sends_the_code_at_once() -> Result<(
     assert!(ntfy.seen().is_empty(), "no push for an SMS user");
     Ok(())
 }
+
+/// A webhook integration finds the user's phone itself: no device in the store, and the approve link comes in the
+/// JSON it is posted.
+#[test]
+fn hold_mode_through_a_webhook_for_a_user_without_a_device() -> Result<()> {
+    let upstream = directory()?;
+    let hook = Receiver::sms_gateway()?;
+    let proxy = Proxy::builder()
+        .upstream(&upstream)
+        .with_store()
+        .client("second_factor = \"hold\"\nhold_timeout = \"8s\"")
+        .toml(&format!(
+            "[push]\nprovider = \"webhook\"\nurl = \"{}\"\n\n[approval]\nlisten = \"127.0.0.1:0\"\n\
+             public_url = \"{PUBLIC_URL}\"\n",
+            hook.url()
+        ))
+        .start()?;
+    proxy.store().add_user(ALICE.name)?;
+    let auth = proxy.auth();
+    let held = thread::spawn(move || pap_now(auth, ALICE, "198.51.100.7"));
+    let posted = hook.next(PUSH_ARRIVES).context("the webhook got nothing")?;
+    assert_eq!(posted["user"], ALICE.name);
+    assert_eq!(posted["gateway"], "test-nas");
+    assert_eq!(posted["origin"], "198.51.100.7");
+    assert_eq!(
+        posted["number_matching"], false,
+        "hold mode shows no number"
+    );
+    let approve = &posted["approve"][0];
+    let (status, body) = hook.tap(approve, proxy.approval())?;
+    assert_eq!((status, body["result"].as_str()), (200, Some("approved")));
+    let reply = held
+        .join()
+        .map_err(|_| anyhow::anyhow!("login thread panicked"))??;
+    assert_eq!(reply.code, Code::AccessAccept);
+    Ok(())
+}

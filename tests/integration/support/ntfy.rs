@@ -49,7 +49,7 @@ impl Receiver {
         Self::start(true)
     }
 
-    /// An SMS gateway.
+    /// An SMS gateway, or any JSON receiver (a push webhook): answers 200 to every request.
     pub fn sms_gateway() -> Result<Self> {
         Self::start(false)
     }
