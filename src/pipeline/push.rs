@@ -254,7 +254,8 @@ pub(super) async fn hold(login: &Login<'_>, granted: Granted, timeout: Duration)
     let id = match start(login, false).await {
         Push::Pending { id, .. } => id,
         Push::Remembered(true) => return release(ctx, request, nas, granted, "push_remembered"),
-        Push::Remembered(false) => return Ok(reject(request, "push_denied")),
+        // Counted once, when the phone denied: not again for each retry.
+        Push::Remembered(false) => return Ok(reject(request, "push_denied_before")),
         Push::Failed { open: true, reason } => return release(ctx, request, nas, granted, reason),
         Push::Failed { reason, .. } => return Ok(reject(request, reason)),
     };
@@ -330,7 +331,8 @@ pub(super) async fn first_challenge(login: &Login<'_>, granted: Granted) -> Hand
             Push::Remembered(true) => {
                 return release(ctx, request, login.nas, granted, "push_remembered");
             }
-            Push::Remembered(false) => return Ok(reject(request, "push_denied")),
+            // Counted once, when the phone denied: not again for each retry.
+            Push::Remembered(false) => return Ok(reject(request, "push_denied_before")),
             Push::Failed { open, reason } => (open, reason),
         },
         Some(Method::Sms) => match send_sms(ctx, store, &login.binding.user).await {
