@@ -255,27 +255,31 @@ impl Daemon {
             )));
         }
         let purge = tokio::spawn(purge(self.ctx.clone(), shutdown.clone()));
+        // The approval API outlives the receive loops: logins held at shutdown can still be
+        // approved within the grace period.
+        let api_stop = CancellationToken::new();
         let api = self
             .approval
-            .and_then(|l| serve_approvals(&self.ctx, l, shutdown.clone()));
+            .and_then(|l| serve_approvals(&self.ctx, l, api_stop.clone()));
         shutdown.cancelled().await;
         for l in loops {
             let _ = l.await;
         }
         purge.abort();
-        let grace = self.ctx.settings.shutdown_grace;
-        if let Some(mut api) = api {
-            // A phone's connection that stays open must not stop the shutdown.
-            if tokio::time::timeout(grace, &mut api).await.is_err() {
-                api.abort();
-            }
-        }
         tracker.close();
+        let grace = self.ctx.settings.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(
                 "requests still in progress after {grace:?}: {}; stopping anyway",
                 tracker.len()
             );
+        }
+        api_stop.cancel();
+        if let Some(mut api) = api {
+            // A phone's connection that stays open must not stop the shutdown.
+            if tokio::time::timeout(grace, &mut api).await.is_err() {
+                api.abort();
+            }
         }
     }
 }
@@ -338,6 +342,7 @@ fn is_priority(datagram: &[u8]) -> bool {
     }
 }
 
+/// Binds the approval API's listener (non-blocking, for tokio) before any request is served.
 fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
     let listener = std::net::TcpListener::bind(addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
