@@ -9,7 +9,8 @@
 //! 3. Append mode with a second factor due: check the code *first*; a wrong code never
 //!    reaches the directory, so a sprayed password cannot lock anyone out of AD.
 //! 4. Ask the directory. Relay its Reject or Challenge (EAP). On Accept, decide again
-//!    with the groups it names; pass through, or hold the Accept and send our challenge.
+//!    with the groups it names; pass through, or hold the Accept for the second factor:
+//!    our challenge (push, SMS or TOTP), or hold mode's push ([`super::push`]).
 
 use std::net::SocketAddr;
 
