@@ -498,7 +498,18 @@ impl Approvals {
     }
 
     /// Starts an approval for `login`, or finds the one it already has. See [`Begin`].
+    /// With number matching on, the push offers numbers and the prompt must show one.
     pub fn begin(&self, login: LoginKey) -> Result<Begin, Refusal> {
+        self.begin_with(login, self.policy.number_matching)
+    }
+
+    /// [`Approvals::begin`] for a login that shows no prompt (hold mode: EAP, MS-CHAPv2):
+    /// there is no number to match, so the push offers plain Approve / Deny.
+    pub fn begin_without_number(&self, login: LoginKey) -> Result<Begin, Refusal> {
+        self.begin_with(login, false)
+    }
+
+    fn begin_with(&self, login: LoginKey, number_matching: bool) -> Result<Begin, Refusal> {
         let now = Instant::now();
         let mut table = self.lock();
         if let Some(found) = table.existing(&login, now) {
@@ -512,7 +523,7 @@ impl Approvals {
         }
         table.admit(&login.user, &self.policy, now)?;
         let token = Token::generate();
-        let (number, offered) = if self.policy.number_matching {
+        let (number, offered) = if number_matching {
             let (n, offered) = numbers();
             (Some(n), offered)
         } else {
@@ -610,6 +621,12 @@ impl Approvals {
             }
         })
         .unwrap_or(Status::Expired)
+    }
+
+    /// The number the login's prompt shows (number matching), while the approval lives.
+    /// A retry that joins a pending push shows the same number.
+    pub fn number(&self, id: ApprovalId) -> Option<u8> {
+        self.lookup(id, |e| e.number).flatten()
     }
 
     /// Forgets the approval: the login's answer has been delivered and must not serve a

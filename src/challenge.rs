@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::approval::ApprovalId;
 use crate::radius::random;
 use crate::upstream::Reply;
 
@@ -44,9 +45,23 @@ pub enum Granted {
     Local,
 }
 
+/// What a challenge asked the user for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Asked {
+    /// A TOTP code.
+    #[default]
+    Code,
+    /// Approve this push, then press Enter (or type a TOTP code, or `sms`).
+    Push(ApprovalId),
+    /// The code just sent by SMS.
+    Sms,
+}
+
 /// A login that passed the directory and waits for its second factor.
 #[derive(Debug)]
 pub struct Pending {
+    /// What the challenge asked for.
+    pub asked: Asked,
     /// Who and where.
     pub binding: Binding,
     /// The directory's Accept, released when the code is right.
@@ -99,6 +114,17 @@ impl Challenges {
         accept: Granted,
         attempts: u32,
     ) -> Option<[u8; STATE_LEN]> {
+        self.insert_asking(binding, accept, attempts, Asked::Code)
+    }
+
+    /// [`Challenges::insert`] for a challenge that asked for `asked`.
+    pub fn insert_asking(
+        &self,
+        binding: Binding,
+        accept: Granted,
+        attempts: u32,
+        asked: Asked,
+    ) -> Option<[u8; STATE_LEN]> {
         let mut state = [0u8; STATE_LEN];
         state[..4].copy_from_slice(TAG);
         random::fill(&mut state[4..]);
@@ -114,6 +140,7 @@ impl Challenges {
         pending.insert(
             state,
             Pending {
+                asked,
                 binding,
                 accept,
                 attempts,

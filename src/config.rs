@@ -14,6 +14,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::approval::{ApprovalSettings, RawApproval};
+use crate::factor::FailMode;
+use crate::factor::push::{PushProvider, RawPush};
+use crate::factor::sms::{RawSms, SmsSettings};
 use crate::limits::{Limits, RawLimits};
 use crate::origin::{OriginSource, parse_sources};
 use crate::policy::SitePolicy;
@@ -75,6 +79,12 @@ pub struct RawConfig {
     /// Users and groups that always or never need a second factor (or in `policy.sites_file`).
     #[serde(default)]
     pub exceptions: Vec<RawException>,
+    /// The push provider (ntfy or a webhook).
+    pub push: Option<RawPush>,
+    /// The SMS gateway and its one-time codes.
+    pub sms: Option<RawSms>,
+    /// The approval API phones answer pushes at, and the push rules.
+    pub approval: Option<RawApproval>,
     /// Rate limits, lockouts and the password-spray shield.
     #[serde(default)]
     pub limits: RawLimits,
@@ -269,9 +279,15 @@ pub struct RawClient {
     /// or `packet-source` (the NAS's own address; for a NAS that only serves inside users).
     pub origin: Option<Vec<String>>,
     /// How the second factor is asked: `"challenge"` (Access-Challenge with a prompt; the
-    /// default) or `"append"` (the user types the code after the password, for gateways that
-    /// cannot show a prompt; the code is checked before the directory is asked).
+    /// default), `"append"` (the user types the code after the password, for gateways that
+    /// cannot show a prompt; the code is checked before the directory is asked) or `"hold"`
+    /// (the directory's Accept is held until a push is approved; for EAP, MS-CHAP and RD
+    /// Gateway logins, which cannot answer a prompt).
     pub second_factor: Option<String>,
+    /// In hold mode, how long the directory's Accept is held waiting for the push to be
+    /// approved (default 25 s; below the NAS's own timeout and `approval.ttl`).
+    #[serde(default, with = "humantime_serde")]
+    pub hold_timeout: Option<Duration>,
     /// In append mode, what separates password and code (`"password,123456"`). Empty:
     /// the code is the last digits (`"password123456"`).
     #[serde(default = "default_separator")]
@@ -377,8 +393,25 @@ pub struct Settings {
     pub mfa: MfaSettings,
     /// Sites, exceptions, groups.
     pub sites: SiteConfig,
+    /// The push provider, if configured.
+    pub push: Option<Arc<PushProvider>>,
+    /// The SMS gateway and codes, if configured.
+    pub sms: Option<Arc<SmsSettings>>,
+    /// The approval API and push rules, if configured (required by push).
+    pub approval: Option<Arc<ApprovalSettings>>,
+    /// What push and SMS logins get while their provider is unreachable.
+    pub fail_modes: FailModes,
     /// Rate limits, lockouts, the spray shield.
     pub limits: Limits,
+}
+
+/// `fail_mode` per method (`[push] fail_mode`, `[sms] fail_mode`). TOTP needs no provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailModes {
+    /// While the push provider is unreachable.
+    pub push: FailMode,
+    /// While the SMS gateway is unreachable.
+    pub sms: FailMode,
 }
 
 /// Where passwords are checked.
@@ -431,6 +464,8 @@ pub enum Unenrolled {
 /// The second-factor challenge.
 #[derive(Debug, Clone)]
 pub struct MfaSettings {
+    /// The prompts' language (also for the SMS prompt).
+    pub language: Language,
     /// The challenge prompt.
     pub prompt: String,
     /// The prompt after a wrong code.
@@ -457,7 +492,15 @@ pub enum SecondFactorMode {
         /// The separator.
         separator: String,
     },
+    /// The directory's Accept is held until a push is approved, denied, or `timeout` passes.
+    Hold {
+        /// How long to hold.
+        timeout: Duration,
+    },
 }
+
+/// The default `hold_timeout`: below the 30 s many NAS wait for an answer.
+pub const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// A RADIUS client.
 #[derive(Debug, Clone)]
@@ -596,6 +639,32 @@ impl Settings {
         }
         let mfa = mfa_settings(raw.mfa)?;
         let sites = site_config(raw.policy, raw.sites, raw.exceptions, base)?;
+        let fail_modes = FailModes {
+            push: raw.push.as_ref().map(|p| p.fail_mode).unwrap_or_default(),
+            sms: raw.sms.as_ref().map(|s| s.fail_mode).unwrap_or_default(),
+        };
+        let approval = raw
+            .approval
+            .map(ApprovalSettings::from_raw)
+            .transpose()?
+            .map(Arc::new);
+        let push = raw
+            .push
+            .map(|p| PushProvider::from_raw(p, base))
+            .transpose()?
+            .map(Arc::new);
+        if push.is_some() && approval.is_none() {
+            return Err(ConfigError::new(
+                "approval",
+                "[push] needs an [approval] section (where phones answer)",
+            ));
+        }
+        let sms = raw
+            .sms
+            .map(|s| SmsSettings::from_raw(s, base))
+            .transpose()?
+            .map(Arc::new);
+        check_hold(&clients, push.is_some(), approval.as_deref())?;
         let limits = Limits::from_raw(&raw.limits, "").map_err(first_issue)?;
         Ok(Self {
             source: source.to_path_buf(),
@@ -611,9 +680,43 @@ impl Settings {
             store,
             mfa,
             sites,
+            push,
+            sms,
+            approval,
+            fail_modes,
             limits,
         })
     }
+}
+
+/// Hold mode needs push, and must give up before the push it waits for expires.
+fn check_hold(
+    clients: &[ClientSettings],
+    push: bool,
+    approval: Option<&ApprovalSettings>,
+) -> Result<(), ConfigError> {
+    for (i, c) in clients.iter().enumerate() {
+        let SecondFactorMode::Hold { timeout } = c.second_factor else {
+            continue;
+        };
+        let key = format!("clients[{i}]");
+        let Some(approval) = approval.filter(|_| push) else {
+            return Err(ConfigError::new(
+                format!("{key}.second_factor"),
+                "\"hold\" needs [push] and [approval]",
+            ));
+        };
+        if timeout >= approval.policy.ttl {
+            return Err(ConfigError::new(
+                format!("{key}.hold_timeout"),
+                format!(
+                    "must be below approval.ttl ({})",
+                    humantime::format_duration(approval.policy.ttl)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn first_issue(issues: Vec<ConfigIssue>) -> ConfigError {
@@ -698,6 +801,7 @@ fn mfa_settings(raw: RawMfa) -> Result<MfaSettings, ConfigError> {
         return Err(ConfigError::new("mfa.max_pending", "must be at least 1"));
     }
     Ok(MfaSettings {
+        language,
         prompt: raw.prompt.unwrap_or_else(|| prompt.to_owned()),
         retry_prompt: raw.retry_prompt.unwrap_or_else(|| retry.to_owned()),
         challenge_ttl: raw.challenge_ttl,
@@ -799,13 +903,22 @@ fn clients(raw: Vec<RawClient>, base: &Path) -> Result<Vec<ClientSettings>, Conf
             Some("append") => SecondFactorMode::Append {
                 separator: c.append_separator,
             },
+            Some("hold") => SecondFactorMode::Hold {
+                timeout: c.hold_timeout.unwrap_or(DEFAULT_HOLD_TIMEOUT),
+            },
             Some(other) => {
                 return Err(ConfigError::new(
                     format!("{key}.second_factor"),
-                    format!("`{other}`: expected \"challenge\" or \"append\""),
+                    format!("`{other}`: expected \"challenge\", \"append\" or \"hold\""),
                 ));
             }
         };
+        if c.hold_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::new(
+                format!("{key}.hold_timeout"),
+                "must be more than 0",
+            ));
+        }
         out.push(ClientSettings {
             name: c.name,
             network,
@@ -1020,6 +1133,63 @@ secret = "0123456789abcdef"
             (
                 GOOD.replace("priority = 2", "priority = \"x\""),
                 "upstreams[0].priority",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load_str(&text).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
+
+    const PUSH: &str = r#"
+[push]
+provider = "ntfy"
+url = "https://ntfy.example"
+fail_mode = "open"
+[approval]
+public_url = "https://mfa.example"
+ttl = "60s"
+"#;
+
+    fn hold(lines: &str, tail: &str) -> String {
+        GOOD.replace(
+            "name = \"vpn1\"",
+            &format!("name = \"vpn1\"\nsecond_factor = \"hold\"\n{lines}"),
+        ) + tail
+    }
+
+    #[test]
+    fn hold_mode_needs_push_and_a_timeout_below_the_approval_ttl() {
+        crate::factor::install_crypto_provider();
+        let s = load_str(&hold("", PUSH)).unwrap();
+        assert_eq!(
+            s.clients[0].second_factor,
+            SecondFactorMode::Hold {
+                timeout: DEFAULT_HOLD_TIMEOUT
+            }
+        );
+        assert_eq!(s.fail_modes.push, FailMode::Open);
+        assert_eq!(s.fail_modes.sms, FailMode::Closed);
+        let s = load_str(&hold("hold_timeout = \"5s\"", PUSH)).unwrap();
+        assert_eq!(
+            s.clients[0].second_factor,
+            SecondFactorMode::Hold {
+                timeout: Duration::from_secs(5)
+            }
+        );
+        let cases = [
+            (hold("", ""), "clients[0].second_factor"),
+            (
+                hold("hold_timeout = \"60s\"", PUSH),
+                "clients[0].hold_timeout",
+            ),
+            (
+                hold("hold_timeout = \"0s\"", PUSH),
+                "clients[0].hold_timeout",
+            ),
+            (
+                GOOD.to_owned() + &PUSH[..PUSH.find("[approval]").unwrap()],
+                "approval",
             ),
         ];
         for (text, key) in cases {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::approval::{self, Approvals, DenyReason, Resolved};
 use crate::challenge::Challenges;
 use crate::clients::Clients;
 use crate::config::{KeySource, Settings};
@@ -107,6 +108,8 @@ pub struct Context {
     pub challenges: Challenges,
     /// The user store, if configured.
     pub store: Option<Store>,
+    /// Pending push approvals, if `[approval]` is configured.
+    pub approvals: Option<Arc<Approvals>>,
     /// Rate limits, lockouts and the spray shield (internally synchronised).
     pub limiter: Limiter,
     /// Counters.
@@ -124,6 +127,10 @@ impl Context {
             upstreams: Upstreams::new(settings.upstreams.clone()),
             replay: Replay::new(settings.duplicate_window),
             challenges: Challenges::new(settings.mfa.challenge_ttl, settings.mfa.max_pending),
+            approvals: settings
+                .approval
+                .as_ref()
+                .map(|a| Arc::new(Approvals::new(a.policy.clone()))),
             limiter: Limiter::new(settings.limits.clone()),
             store,
             stats: Stats::default(),
@@ -161,6 +168,8 @@ impl Context {
 pub struct Daemon {
     ctx: Arc<Context>,
     sockets: Vec<(Listener, Arc<UdpSocket>)>,
+    /// The approval API's listener, if `[approval]` is configured.
+    approval: Option<std::net::TcpListener>,
 }
 
 impl Daemon {
@@ -191,6 +200,11 @@ impl Daemon {
                 sockets.push((listener, Arc::new(socket)));
             }
         }
+        let approval = settings
+            .approval
+            .as_ref()
+            .map(|a| bind_tcp(a.listen))
+            .transpose()?;
         let ctx = Context::new(settings, store);
         let loaded = ctx.limiter.load_lockouts(lockouts);
         if loaded > 0 {
@@ -199,7 +213,13 @@ impl Daemon {
         Ok(Self {
             ctx: Arc::new(ctx),
             sockets,
+            approval,
         })
+    }
+
+    /// The approval API's bound address (with the kernel's port for port 0), if any.
+    pub fn approval_addr(&self) -> Option<SocketAddr> {
+        self.approval.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound addresses of a listener kind (with the kernel's port for port 0).
@@ -235,6 +255,12 @@ impl Daemon {
             )));
         }
         let purge = tokio::spawn(purge(self.ctx.clone(), shutdown.clone()));
+        // The approval API outlives the receive loops: logins held at shutdown can still be
+        // approved within the grace period.
+        let api_stop = CancellationToken::new();
+        let api = self
+            .approval
+            .and_then(|l| serve_approvals(&self.ctx, l, api_stop.clone()));
         shutdown.cancelled().await;
         for l in loops {
             let _ = l.await;
@@ -247,6 +273,13 @@ impl Daemon {
                 "requests still in progress after {grace:?}: {}; stopping anyway",
                 tracker.len()
             );
+        }
+        api_stop.cancel();
+        if let Some(mut api) = api {
+            // A phone's connection that stays open must not stop the shutdown.
+            if tokio::time::timeout(grace, &mut api).await.is_err() {
+                api.abort();
+            }
         }
     }
 }
@@ -307,6 +340,66 @@ fn is_priority(datagram: &[u8]) -> bool {
             .is_ok_and(|raw| crate::radius::packet::attribute_types(raw).any(|t| t == attr::STATE)),
         _ => false,
     }
+}
+
+/// Binds the approval API's listener (non-blocking, for tokio) before any request is served.
+fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// Serves the approval API until shutdown. `None` (logged) if the listener cannot be
+/// handed to the runtime.
+fn serve_approvals(
+    ctx: &Arc<Context>,
+    listener: std::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let approvals = ctx.approvals.clone()?;
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("approval API: {e}");
+            return None;
+        }
+    };
+    let router = approval::http::router(approvals, on_resolved(ctx.store.clone()));
+    Some(tokio::spawn(async move {
+        if let Err(e) = approval::http::serve(listener, router, shutdown).await {
+            tracing::error!("approval API stopped: {e}");
+        }
+    }))
+}
+
+/// What the daemon does with a phone's answer: a deny or a wrong number counts as a
+/// second-factor failure; "this wasn't me" locks the user and warns the administrators.
+/// Store work goes to the blocking pool (the callback runs on the request task).
+fn on_resolved(store: Option<Store>) -> approval::http::OnResolved {
+    Arc::new(move |resolved: &Resolved| {
+        let Resolved::Denied(login, reason) = resolved else {
+            return;
+        };
+        let user = crate::audit::escape(login.user.as_bytes());
+        if *reason == DenyReason::NotMe {
+            tracing::warn!(user = %user, nas = %login.nas,
+                "push denied with \"this wasn't me\": user locked, check for a stolen password");
+        }
+        let Some(store) = store.clone() else {
+            return;
+        };
+        let (name, reason) = (login.user.clone(), *reason);
+        tokio::task::spawn_blocking(move || {
+            let done = match reason {
+                DenyReason::NotMe => store.report_not_me(&name),
+                DenyReason::Denied | DenyReason::WrongNumber => store.record_failure(&name),
+            };
+            if let Err(e) = done {
+                tracing::error!("user store: cannot record a denied push: {e}");
+            }
+        });
+    })
 }
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -413,6 +506,9 @@ async fn purge(ctx: Arc<Context>, shutdown: CancellationToken) {
             _ = tick.tick() => {
                 ctx.replay.purge();
                 ctx.challenges.purge();
+                if let Some(a) = &ctx.approvals {
+                    a.purge();
+                }
                 ticks += 1;
                 if ticks.is_multiple_of(30) {
                     ctx.limiter.maintain();

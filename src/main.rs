@@ -139,6 +139,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Before any settings are loaded: the push and SMS providers build TLS clients then.
+    portvakt::factor::install_crypto_provider();
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(&config) {
             Ok(_) => {
@@ -235,6 +237,9 @@ fn serve(settings: Settings) -> ExitCode {
             for addr in daemon.local_addrs(listener) {
                 tracing::info!("listening for {kind} on {addr}");
             }
+        }
+        if let Some(addr) = daemon.approval_addr() {
+            tracing::info!("approval API listening on {addr}");
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));

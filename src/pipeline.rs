@@ -14,6 +14,7 @@ use crate::replay::Seen;
 use crate::upstream::{Port, Reply};
 
 mod access;
+mod push;
 
 /// What becomes of a datagram.
 #[derive(Debug)]

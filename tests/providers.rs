@@ -233,6 +233,7 @@ fn ntfy(url: &str) -> PushProvider {
             ca_file: None,
             priority: 4,
             language: "nb".into(),
+            fail_mode: Default::default(),
         },
         Path::new("."),
     )
@@ -528,6 +529,7 @@ async fn webhook_gets_the_links_and_its_token() {
             ca_file: None,
             priority: 4,
             language: "en".into(),
+            fail_mode: Default::default(),
         },
         Path::new("."),
     )

@@ -57,6 +57,10 @@ pub struct RawPush {
     /// Language of the notification text: `nb` (Norwegian bokmål) or `en`.
     #[serde(default = "default_language")]
     pub language: String,
+    /// What a login gets while the provider is unreachable: `closed` (Reject, the
+    /// default) or `open` (Accept without the second factor; every use is logged).
+    #[serde(default)]
+    pub fail_mode: super::FailMode,
 }
 
 fn default_timeout() -> Duration {
@@ -577,6 +581,7 @@ mod tests {
             ca_file: None,
             priority: 4,
             language: "nb".into(),
+            fail_mode: Default::default(),
         };
         let err = |r| PushProvider::from_raw(r, Path::new(".")).unwrap_err().key;
         assert_eq!(err(raw("apns", "https://x.example/")), "push.provider");

@@ -69,6 +69,10 @@ pub struct RawSms {
     /// `[sms.limits]`: cooldowns and caps.
     #[serde(default)]
     pub limits: RawLimits,
+    /// What a login gets while the gateway is unreachable: `closed` (Reject, the
+    /// default) or `open` (Accept without the second factor; every use is logged).
+    #[serde(default)]
+    pub fail_mode: super::FailMode,
 }
 
 /// One extra header. Header values count as secrets (API keys often travel here).
@@ -1021,6 +1025,7 @@ mod tests {
             ca_file: None,
             codes: RawCodes::default(),
             limits: RawLimits::default(),
+            fail_mode: Default::default(),
         }
     }
 

@@ -9,18 +9,19 @@
 //! 3. Append mode with a second factor due: check the code *first*; a wrong code never
 //!    reaches the directory, so a sprayed password cannot lock anyone out of AD.
 //! 4. Ask the directory. Relay its Reject or Challenge (EAP). On Accept, decide again
-//!    with the groups it names; pass through, or hold the Accept and send our challenge.
+//!    with the groups it names; pass through, or hold the Accept for the second factor:
+//!    our challenge (push, SMS or TOTP), or hold mode's push ([`super::push`]).
 
 use std::net::SocketAddr;
 
 use zeroize::Zeroizing;
 
-use super::{Answer, Drop, Handled, relay_reply};
-use crate::challenge::{Binding, Challenges, Granted, Taken};
-use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode, Unenrolled};
+use super::{Answer, Drop, Handled, push, relay_reply};
+use crate::challenge::{Asked, Binding, Challenges, Granted, Taken};
+use crate::config::{ClientSettings, DirectoryMode, SecondFactorMode};
 use crate::daemon::Context;
 use crate::limits::{Attempt, REJECT_MESSAGE, Verdict};
-use crate::mfa::{self, CodeCheck, Enrolment};
+use crate::mfa::{self, CodeCheck};
 use crate::origin::find_origin;
 use crate::policy::{
     Action, Decision, PolicyInput, SitePolicy, decide_after_accept, decide_before_directory,
@@ -124,8 +125,12 @@ fn note_outcome(ctx: &Context, attempt: &Attempt<'_>, answer: &Answer) {
     let persist = match (answer.reply.code, answer.reason) {
         (Code::AccessAccept, _) => limiter.note_success(attempt.user),
         (Code::AccessReject, "directory_reject") => limiter.note_directory_reject(attempt),
-        (Code::AccessReject, "otp_bad" | "otp_replay" | "otp_missing" | "state_invalid")
-        | (Code::AccessChallenge, "otp_bad") => {
+        (
+            Code::AccessReject,
+            "otp_bad" | "otp_replay" | "otp_missing" | "state_invalid" | "push_denied" | "sms_bad"
+            | "sms_invalid",
+        )
+        | (Code::AccessChallenge, "otp_bad" | "sms_bad") => {
             limiter.note_second_factor_failure(attempt.user, attempt.trusted)
         }
         (Code::AccessChallenge, "challenge") => {
@@ -363,40 +368,35 @@ async fn challenge(
     binding: Binding,
     decision: &Decision,
 ) -> Handled {
+    if let SecondFactorMode::Hold { timeout } = client.second_factor {
+        let login = push::Login::new(ctx, client, request, nas, &binding, decision);
+        return push::hold(&login, granted, timeout).await;
+    }
     // Only a PAP login can answer a code prompt: the answer comes back in User-Password.
     // EAP, MS-CHAP and CHAP gateways cannot (an Access-Challenge would break EAP, and
-    // MS-CHAPv2 never shows the password). Fail closed until push approval (hold mode)
-    // covers them.
+    // MS-CHAPv2 never shows the password): they need hold mode.
     let pap = request.has(attr::USER_PASSWORD) && !request.has(attr::EAP_MESSAGE);
     if !pap || client.second_factor != SecondFactorMode::Challenge {
         return Ok(reject(request, "second_factor_unsupported"));
     }
-    let Some(store) = ctx.store.as_ref() else {
-        return Ok(reject(request, "no_store"));
-    };
-    match mfa::enrolment(store, &binding.user).await {
-        Enrolment::Enrolled => {}
-        Enrolment::NotEnrolled if ctx.settings.mfa.unenrolled == Unenrolled::Allow => {
-            tracing::warn!(user = %crate::audit::escape(binding.user.as_bytes()), rule = %decision.rule_text(),
-                "unenrolled user let through without a second factor (mfa.unenrolled = \"allow\")");
-            return release(ctx, request, nas, granted, "unenrolled_allowed");
-        }
-        Enrolment::NotEnrolled => return Ok(reject(request, "unenrolled")),
-        Enrolment::Disabled => return Ok(reject(request, "user_disabled")),
-        Enrolment::StoreFailed => return Ok(reject(request, "store_failed")),
-    }
-    issue_challenge(ctx, request, binding, granted, 0, &ctx.settings.mfa.prompt)
+    let login = push::Login::new(ctx, client, request, nas, &binding, decision);
+    push::first_challenge(&login, granted).await
 }
 
-fn issue_challenge(
+/// Sends an Access-Challenge with `prompt` and keeps the login under its new State.
+pub(super) fn issue_challenge(
     ctx: &Context,
     request: &Packet,
     binding: Binding,
     granted: Granted,
     attempts: u32,
+    asked: Asked,
     prompt: &str,
 ) -> Handled {
-    let Some(state) = ctx.challenges.insert(binding, granted, attempts) else {
+    let Some(state) = ctx
+        .challenges
+        .insert_asking(binding, granted, attempts, asked)
+    else {
         return Ok(reject(request, "too_many_challenges"));
     };
     let mut attributes = Vec::with_capacity(3);
@@ -413,10 +413,13 @@ fn issue_challenge(
         typ: attr::STATE,
         value: state.to_vec(),
     });
-    let reason = if attempts == 0 {
-        "challenge"
-    } else {
-        "otp_bad"
+    // The limiter counts second-factor failures by these reasons (see `note_outcome`).
+    let reason = match (attempts, asked) {
+        (0, _) => "challenge",
+        (_, Asked::Code) => "otp_bad",
+        (_, Asked::Sms) => "sms_bad",
+        // Enter before the phone answered: no failure (a wrong code says so itself).
+        (_, Asked::Push(_)) => "push_pending",
     };
     Ok(Answer::local(
         relay::reply(request, Code::AccessChallenge, attributes),
@@ -432,6 +435,9 @@ async fn answer_challenge(
     typed: Option<Zeroizing<Vec<u8>>>,
     pending: crate::challenge::Pending,
 ) -> Handled {
+    if pending.asked != Asked::Code {
+        return push::answer(ctx, request, nas, typed, pending).await;
+    }
     let Some(store) = ctx.store.as_ref() else {
         return Ok(reject(request, "no_store"));
     };
@@ -455,6 +461,7 @@ async fn answer_challenge(
                 pending.binding,
                 pending.accept,
                 pending.attempts + 1,
+                Asked::Code,
                 &prompt,
             )
         }
@@ -466,7 +473,7 @@ async fn answer_challenge(
 
 /// Sends the held Accept, re-encrypted for the request being answered now (after a
 /// challenge, the second one: its authenticator keys the MPPE keys and Tunnel-Password).
-fn release(
+pub(super) fn release(
     ctx: &Context,
     request: &Packet,
     nas: Keying<'_>,
@@ -483,7 +490,7 @@ fn release(
 }
 
 /// An Access-Reject with no reason on the wire (the reason goes to the log only).
-fn reject(request: &Packet, reason: &'static str) -> Answer {
+pub(super) fn reject(request: &Packet, reason: &'static str) -> Answer {
     Answer::local(
         relay::reply(request, Code::AccessReject, Vec::new()),
         reason,

@@ -12,4 +12,5 @@ mod logs;
 mod mschap;
 mod pass_through;
 mod peers;
+mod push;
 mod totp;

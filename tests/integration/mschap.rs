@@ -25,9 +25,9 @@ const MS_MPPE_ENCRYPTION_TYPES: u8 = 8;
 
 /// A request as RRAS sends it for an MS-CHAPv2 PPP login, with the Request Authenticator kept: the MPPE keys in
 /// the reply are encrypted with it.
-struct SentRequest {
-    reply: Packet,
-    authenticator: [u8; 16],
+pub(crate) struct SentRequest {
+    pub(crate) reply: Packet,
+    pub(crate) authenticator: [u8; 16],
 }
 
 fn vsa(vendor_type: u8, value: &[u8]) -> Result<Attribute> {
@@ -40,7 +40,11 @@ fn vsa(vendor_type: u8, value: &[u8]) -> Result<Attribute> {
 
 /// Sends one MS-CHAPv2 Access-Request for `login` to `server` (with `extra` attributes) and returns the verified
 /// reply (Response Authenticator and Message-Authenticator checked by `RadiusClient`).
-fn send(server: SocketAddr, login: &Mschapv2, extra: &[Attribute]) -> Result<SentRequest> {
+pub(crate) fn send(
+    server: SocketAddr,
+    login: &Mschapv2,
+    extra: &[Attribute],
+) -> Result<SentRequest> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -84,7 +88,7 @@ fn describe(packet: &Packet) -> String {
 }
 
 /// The one value of a Microsoft VSA, or an error naming it.
-fn microsoft<'a>(packet: &'a Packet, vendor_type: u8, name: &str) -> Result<&'a [u8]> {
+pub(crate) fn microsoft<'a>(packet: &'a Packet, vendor_type: u8, name: &str) -> Result<&'a [u8]> {
     let mut values = packet.vendor_attrs(attr::VENDOR_MICROSOFT, vendor_type);
     let value = values
         .next()

@@ -17,7 +17,7 @@ use crate::support::proxy::{NAS_SECRET, Proxy, ProxyBuilder};
 use crate::support::radclient::{Kind, RadclientOutcome, Reply, radclient};
 
 /// Base32 TOTP secrets (160 bits) for the test users.
-const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+pub(crate) const ALICE_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const BOB_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 /// The town hall's range is trusted; the doctor's office inside it is not.
@@ -56,7 +56,7 @@ fn enrol(proxy: &Proxy) -> Result<()> {
 }
 
 /// The current code from oathtool, with `offset` steps added.
-fn oathtool(secret: &str, offset: i64) -> Result<String> {
+pub(crate) fn oathtool(secret: &str, offset: i64) -> Result<String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;

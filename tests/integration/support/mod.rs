@@ -13,6 +13,7 @@
 pub mod eapol;
 pub mod freeradius;
 pub mod mschap;
+pub mod ntfy;
 pub mod probe;
 pub mod proxy;
 pub mod radclient;

@@ -118,6 +118,7 @@ impl ProxyBuilder {
 /// A running portvakt. Stopped (and its thread joined) on drop.
 pub struct Proxy {
     auth: SocketAddr,
+    approval: Option<SocketAddr>,
     acct: SocketAddr,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
@@ -133,6 +134,7 @@ impl Proxy {
 
     fn start(dir: TestDir) -> Result<Self> {
         let path = dir.join("portvakt.toml");
+        portvakt::factor::install_crypto_provider();
         let settings = Settings::load(&path).map_err(|e| Error::Start {
             peer: "portvakt",
             reason: e.to_string(),
@@ -153,12 +155,14 @@ impl Proxy {
         };
         let auth = daemon.local_addrs(Listener::Auth)[0];
         let acct = daemon.local_addrs(Listener::Acct)[0];
+        let approval = daemon.approval_addr();
         let ctx = daemon.context();
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let thread = std::thread::spawn(move || runtime.block_on(daemon.run(token)));
         Ok(Self {
             auth,
+            approval,
             acct,
             ctx,
             shutdown,
@@ -170,6 +174,11 @@ impl Proxy {
     /// The authentication address.
     pub fn auth(&self) -> SocketAddr {
         self.auth
+    }
+
+    /// The approval API's address (with `[approval]` configured).
+    pub fn approval(&self) -> SocketAddr {
+        self.approval.expect("proxy configured with [approval]")
     }
 
     /// The accounting address.
