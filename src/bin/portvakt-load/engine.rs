@@ -11,6 +11,7 @@
 //! uncontended except against the open-loop pacer thread.
 
 use std::collections::VecDeque;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,11 +91,19 @@ struct Pending {
     sent_at: Instant,
 }
 
+/// How a lane's socket is driven.
+enum Io {
+    /// Closed loop: readiness-driven on the runtime, draining every waiting datagram per wake-up.
+    Async(tokio::net::UdpSocket),
+    /// Open loop: the pacer thread sends and a receiver thread blocks in `recv`, which costs
+    /// one system call per reply instead of three (`epoll_wait`, `recv`, `recv` → EAGAIN) at
+    /// rates where every reply arrives alone.
+    Blocking(std::net::UdpSocket),
+}
+
 /// One socket and its Identifier space.
 struct Lane {
-    socket: tokio::net::UdpSocket,
-    /// The same socket (a duplicated descriptor) for the pacer thread, which has no runtime.
-    sender: std::net::UdpSocket,
+    io: Io,
     /// Requests in flight at most on this socket.
     cap: usize,
     /// A std mutex: held for an Identifier, a build or a reply check, never across `.await`.
@@ -147,7 +156,7 @@ impl Run {
 }
 
 impl Lane {
-    fn open(target: SocketAddr, cap: usize) -> std::io::Result<Self> {
+    fn open(target: SocketAddr, cap: usize, blocking: bool) -> std::io::Result<Self> {
         let socket = Socket::new(
             Domain::for_address(target),
             Type::DGRAM,
@@ -164,12 +173,16 @@ impl Lane {
         socket.bind(&local.into())?;
         // Connected: the kernel drops datagrams from anyone but the target.
         socket.connect(&target.into())?;
-        socket.set_nonblocking(true)?;
-        let std: std::net::UdpSocket = socket.into();
-        let sender = std.try_clone()?;
+        let io = if blocking {
+            // The receiver wakes at least this often to time out requests and to notice the end.
+            socket.set_read_timeout(Some(SCAN_EVERY))?;
+            Io::Blocking(socket.into())
+        } else {
+            socket.set_nonblocking(true)?;
+            Io::Async(tokio::net::UdpSocket::from_std(socket.into())?)
+        };
         Ok(Self {
-            socket: tokio::net::UdpSocket::from_std(std)?,
-            sender,
+            io,
             cap,
             state: Mutex::new(LaneState {
                 free: (0..=255).collect(),
@@ -187,6 +200,23 @@ impl Lane {
 
     fn lock(&self) -> MutexGuard<'_, LaneState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends without waiting (a full send buffer is an error, counted by the caller).
+    fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &self.io {
+            Io::Async(s) => s.try_send(bytes),
+            Io::Blocking(s) => s.send(bytes),
+        }
+    }
+
+    /// Sends a request on `id`; on failure forgets it as never sent (a socket error).
+    fn send_or_abort(&self, id: u8, bytes: &[u8]) -> bool {
+        if self.send(bytes).is_ok() {
+            return true;
+        }
+        self.lock().abort(id);
+        false
     }
 }
 
@@ -390,7 +420,7 @@ async fn run_async(
         Load::Open { in_flight, .. } => (in_flight, true),
     };
     let lanes: Vec<Arc<Lane>> = (0..plan.lanes)
-        .map(|i| Lane::open(plan.target, per_lane(total, plan.lanes, i)).map(Arc::new))
+        .map(|i| Lane::open(plan.target, per_lane(total, plan.lanes, i), open).map(Arc::new))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot open a socket toward {}: {e}", plan.target))?;
     let start = Instant::now();
@@ -417,16 +447,43 @@ async fn run_async(
         }
         Load::Closed { .. } => None,
     };
+    // Its own thread, so that busy lanes cannot delay the first reading.
+    let sampler = {
+        let watched = watched.to_vec();
+        std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+                sample_all(&watched)
+            })
+            .map_err(|e| format!("cannot start the sampler: {e}"))?
+    };
     let mut tasks = Vec::new();
+    let mut receivers = Vec::new();
     for lane in &lanes {
-        tasks.push(tokio::spawn(drive(run.clone(), lane.clone(), !open)));
+        if open {
+            let (run, lane) = (run.clone(), lane.clone());
+            receivers.push(
+                std::thread::Builder::new()
+                    .name("receiver".into())
+                    .spawn(move || receive_blocking(&run, &lane))
+                    .map_err(|e| format!("cannot start a receiver: {e}"))?,
+            );
+        } else {
+            tasks.push(tokio::spawn(drive(run.clone(), lane.clone())));
+        }
     }
-    tokio::time::sleep_until(measure_from.into()).await;
-    let before = sample_all(watched)?;
     for t in tasks {
         t.await.map_err(|e| format!("a lane failed: {e}"))?;
     }
+    for r in receivers {
+        r.join()
+            .map_err(|_| "a receiver thread panicked".to_owned())?;
+    }
     let after = sample_all(watched)?;
+    let before = sampler
+        .join()
+        .map_err(|_| "the sampler thread panicked".to_owned())??;
     let lag = match pacer {
         Some(p) => p
             .join()
@@ -463,21 +520,27 @@ fn sample_all(watched: &[Watched]) -> Result<Vec<Sample>, String> {
         .collect()
 }
 
-/// Receives on one lane until the run is over and nothing is in flight; in the closed
-/// loop, also keeps the lane's share of logins in flight.
-async fn drive(run: Arc<Run>, lane: Arc<Lane>, closed: bool) {
+/// Closed loop: keeps the lane's share of logins in flight, receiving on the runtime, until
+/// the run is over and nothing is in flight.
+async fn drive(run: Arc<Run>, lane: Arc<Lane>) {
+    let Io::Async(socket) = &lane.io else {
+        return;
+    };
+    // tokio learns that a new socket is writable from its first poll; until then `try_send`
+    // reports WouldBlock.
+    if socket.writable().await.is_err() {
+        return;
+    }
     let mut buf = vec![0u8; portvakt::radius::packet::MAX_PACKET_LEN];
     let mut tick = tokio::time::interval(SCAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut next_scan = Instant::now() + SCAN_EVERY;
-    if closed {
-        refill(&run, &lane);
-    }
+    refill(&run, &lane);
     loop {
         tokio::select! {
-            r = lane.socket.readable() => {
+            r = socket.readable() => {
                 if r.is_ok() {
-                    receive_all(&run, &lane, &mut buf, closed);
+                    receive_all(&run, &lane, socket, &mut buf);
                 }
             }
             _ = tick.tick() => {}
@@ -486,28 +549,53 @@ async fn drive(run: Arc<Run>, lane: Arc<Lane>, closed: bool) {
         if now >= next_scan {
             next_scan = now + SCAN_EVERY;
             lane.lock().expire(run.timeout, now);
-            if closed {
-                refill(&run, &lane);
-            }
+            refill(&run, &lane);
         }
         let st = lane.lock();
-        let over = if closed {
-            st.exhausted || now >= run.stop_at
-        } else {
-            run.pacer_done.load(Ordering::Acquire)
-        };
-        if over && st.in_flight == 0 {
+        if (st.exhausted || now >= run.stop_at) && st.in_flight == 0 {
+            return;
+        }
+    }
+}
+
+/// Open loop: receives on one lane (blocking, with a short read timeout) until the pacer is
+/// done and nothing is in flight.
+fn receive_blocking(run: &Run, lane: &Lane) {
+    let Io::Blocking(socket) = &lane.io else {
+        return;
+    };
+    let mut buf = vec![0u8; portvakt::radius::packet::MAX_PACKET_LEN];
+    let mut next_scan = Instant::now() + SCAN_EVERY;
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let now = Instant::now();
+                let (second, _) = lane.lock().reply(run, lane.cap, &buf[..n], now);
+                if let Some((id, bytes)) = second {
+                    lane.send_or_abort(id, &bytes);
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // E.g. ICMP port unreachable on the connected socket: the requests time out.
+            Err(_) => lane.lock().tally.socket_errors += 1,
+        }
+        let now = Instant::now();
+        if now >= next_scan {
+            next_scan = now + SCAN_EVERY;
+            lane.lock().expire(run.timeout, now);
+        }
+        if run.pacer_done.load(Ordering::Acquire) && lane.lock().in_flight == 0 {
             return;
         }
     }
 }
 
 /// Reads every datagram waiting on the lane's socket.
-fn receive_all(run: &Run, lane: &Lane, buf: &mut [u8], closed: bool) {
+fn receive_all(run: &Run, lane: &Lane, socket: &tokio::net::UdpSocket, buf: &mut [u8]) {
     loop {
-        let n = match lane.socket.try_recv(buf) {
+        let n = match socket.try_recv(buf) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(_) => {
                 // E.g. ICMP port unreachable on the connected socket: the requests time out.
                 lane.lock().tally.socket_errors += 1;
@@ -517,17 +605,11 @@ fn receive_all(run: &Run, lane: &Lane, buf: &mut [u8], closed: bool) {
         let now = Instant::now();
         let (second, ended) = lane.lock().reply(run, lane.cap, &buf[..n], now);
         if let Some((id, bytes)) = second {
-            send_from_runtime(lane, id, &bytes);
+            lane.send_or_abort(id, &bytes);
         }
-        if closed && ended {
+        if ended {
             refill(run, lane);
         }
-    }
-}
-
-fn send_from_runtime(lane: &Lane, id: u8, bytes: &[u8]) {
-    if lane.socket.try_send(bytes).is_err() {
-        lane.lock().abort(id);
     }
 }
 
@@ -549,8 +631,7 @@ fn refill(run: &Run, lane: &Lane) {
         };
         match launched {
             Launch::Ready(id, bytes) => {
-                if lane.socket.try_send(&bytes).is_err() {
-                    lane.lock().abort(id);
+                if !lane.send_or_abort(id, &bytes) {
                     return;
                 }
             }
@@ -585,9 +666,8 @@ fn pace(run: &Run, lanes: &[Arc<Lane>], rate: f64, start: Instant) -> Histogram 
             let launched = lane.lock().launch(run, lane.cap, f.clone(), None, now);
             match launched {
                 Launch::Ready(id, bytes) => {
-                    if lane.sender.send(&bytes).is_err() {
-                        lane.lock().abort(id);
-                    }
+                    // A failed send is counted as a socket error by `send_or_abort`.
+                    lane.send_or_abort(id, &bytes);
                     sent = true;
                     break;
                 }
@@ -629,6 +709,7 @@ mod tests {
                 require_ma: true,
                 calling_station_id: None,
                 totp_seed: None,
+                acct_ma: true,
             })
             .unwrap(),
             timeout: Duration::from_secs(1),
@@ -644,7 +725,7 @@ mod tests {
     /// A lane toward a kernel-chosen loopback port (nothing is sent in these tests).
     fn lane() -> (Lane, std::net::UdpSocket) {
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let lane = Lane::open(peer.local_addr().unwrap(), MAX_PER_LANE).unwrap();
+        let lane = Lane::open(peer.local_addr().unwrap(), MAX_PER_LANE, false).unwrap();
         (lane, peer)
     }
 

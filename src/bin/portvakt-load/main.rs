@@ -162,6 +162,10 @@ struct RunArgs {
     /// Accept Access-* replies without Message-Authenticator (only for unpatched servers).
     #[arg(long)]
     no_require_ma: bool,
+    /// Send Accounting-Requests without Message-Authenticator (radsecproxy 1.9.2 refuses
+    /// the one FreeRADIUS and portvakt compute, over a zeroed Request Authenticator).
+    #[arg(long)]
+    no_acct_ma: bool,
     /// Calling-Station-Id to send with every request (the user's address).
     #[arg(long)]
     calling_station_id: Option<String>,
@@ -286,6 +290,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failed> {
         require_ma: !args.no_require_ma,
         calling_station_id: args.calling_station_id.clone(),
         totp_seed: args.totp_seed.as_ref().map(|s| s.as_bytes().to_vec()),
+        acct_ma: !args.no_acct_ma,
     })
     .map_err(usage)?;
     let mut watched = args.watch.clone();

@@ -198,8 +198,8 @@ pub(crate) struct Tally {
     pub(crate) late: u64,
     /// Authentic replies with a code other than the one expected (e.g. Reject for a good password).
     pub(crate) unexpected: u64,
-    /// Rejects of a TOTP code that was computed in the previous time step: the server
-    /// checks the current step only (FreeRADIUS rlm_totp), so these are the workload's, not errors.
+    /// Rejects of a TOTP code sent across or within a second of a time-step boundary: the
+    /// server checks one step only (FreeRADIUS rlm_totp), so these are the clock's, not errors.
     pub(crate) stale_code: u64,
     /// Logins (transactions) completed with the expected final reply.
     pub(crate) flows_ok: u64,
@@ -254,9 +254,11 @@ impl Tally {
         self.accepted + self.rejected + self.challenged + self.acct_responses
     }
 
-    /// Whether the run was clean: no timeouts, nothing invalid or unexpected, no stalls.
+    /// Whether the run was clean: something answered, and no timeouts, nothing invalid or
+    /// unexpected, no stalls.
     pub(crate) fn clean(&self) -> bool {
-        self.timeouts == 0
+        self.answered() > 0
+            && self.timeouts == 0
             && self.invalid == 0
             && self.unexpected == 0
             && self.stalled == 0
