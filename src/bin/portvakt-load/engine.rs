@@ -83,6 +83,11 @@ pub(crate) struct Measured {
     pub(crate) window: Duration,
     /// Each watched process: (at the end of the warm-up, at the end).
     pub(crate) samples: Vec<(Sample, Sample)>,
+    /// Each watched process when the last login started, when the most are in flight if the
+    /// server holds them (pending push approvals): memory per pending login.
+    pub(crate) at_stop: Vec<Sample>,
+    /// Requests in flight when the last login started.
+    pub(crate) in_flight_at_stop: usize,
 }
 
 struct Pending {
@@ -447,14 +452,17 @@ async fn run_async(
         }
         Load::Closed { .. } => None,
     };
-    // Its own thread, so that busy lanes cannot delay the first reading.
+    // Its own thread, so that busy lanes cannot delay the readings.
     let sampler = {
-        let watched = watched.to_vec();
+        let (watched, lanes, stop_at) = (watched.to_vec(), lanes.clone(), run.stop_at);
         std::thread::Builder::new()
             .name("sampler".into())
             .spawn(move || {
                 std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-                sample_all(&watched)
+                let first = sample_all(&watched)?;
+                std::thread::sleep(stop_at.saturating_duration_since(Instant::now()));
+                let in_flight = lanes.iter().map(|l| l.lock().in_flight).sum::<usize>();
+                Ok::<_, String>((first, sample_all(&watched)?, in_flight))
             })
             .map_err(|e| format!("cannot start the sampler: {e}"))?
     };
@@ -481,7 +489,7 @@ async fn run_async(
             .map_err(|_| "a receiver thread panicked".to_owned())?;
     }
     let after = sample_all(watched)?;
-    let before = sampler
+    let (before, at_stop, in_flight_at_stop) = sampler
         .join()
         .map_err(|_| "the sampler thread panicked".to_owned())??;
     let lag = match pacer {
@@ -497,6 +505,8 @@ async fn run_async(
         lag,
         window: Duration::ZERO,
         samples: before.into_iter().zip(after).collect(),
+        at_stop,
+        in_flight_at_stop,
     };
     let mut last = measure_from;
     for lane in &lanes {

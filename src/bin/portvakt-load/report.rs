@@ -29,6 +29,8 @@ pub(crate) struct Process {
     pub(crate) rss_kib_start: u64,
     /// See `rss_kib_start`.
     pub(crate) rss_kib_end: u64,
+    /// Resident set size when the last login started (see `in_flight_at_stop`), KiB.
+    pub(crate) rss_kib_at_stop: u64,
 }
 
 /// Everything a run reports.
@@ -61,6 +63,10 @@ pub(crate) struct Report {
     pub(crate) flow_latency: Percentiles,
     /// Open loop: how late sends left against the schedule.
     pub(crate) send_lag: Option<Percentiles>,
+    /// Requests in flight when the last login started: with a server that holds logins
+    /// (push approvals), `(rss_kib_at_stop - rss_kib_start) / in_flight_at_stop` is the
+    /// memory per pending login.
+    pub(crate) in_flight_at_stop: usize,
     /// CPU and memory per watched process, the generator last.
     pub(crate) processes: Vec<Process>,
     /// No timeouts, invalid or unexpected replies, stalls or socket errors.
@@ -77,7 +83,8 @@ impl Report {
         let processes = watched
             .iter()
             .zip(&m.samples)
-            .map(|(w, (a, b))| {
+            .zip(&m.at_stop)
+            .map(|((w, (a, b)), mid)| {
                 let us = b.cpu_us.saturating_sub(a.cpu_us) as f64;
                 Process {
                     name: w.name.clone(),
@@ -88,6 +95,7 @@ impl Report {
                     cpu_us_per_flow: per(us, m.tally.flows_ok),
                     rss_kib_start: a.rss_kib,
                     rss_kib_end: b.rss_kib,
+                    rss_kib_at_stop: mid.rss_kib,
                 }
             })
             .collect();
@@ -110,6 +118,7 @@ impl Report {
             latency: m.latency.summary(),
             flow_latency: m.flow_latency.summary(),
             send_lag: (m.lag.len() > 0).then(|| m.lag.summary()),
+            in_flight_at_stop: m.in_flight_at_stop,
             processes,
         }
     }
@@ -137,7 +146,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  sent {}  accepted {}  rejected {}  challenged {}  acct {}  timeouts {}  invalid {}  late {}  unexpected {}  stale codes {}  stalled {}",
+            "  sent {}  accepted {}  rejected {}  challenged {}  acct {}  timeouts {}  invalid {}  late {}  unexpected {}  stale codes {}  stalled {}  socket errors {}",
             t.sent,
             t.accepted,
             t.rejected,
@@ -148,7 +157,8 @@ impl Report {
             t.late,
             t.unexpected,
             t.stale_code,
-            t.stalled
+            t.stalled,
+            t.socket_errors
         );
         let _ = writeln!(
             s,
@@ -169,6 +179,11 @@ impl Report {
                 f.p50_ms, f.p99_ms, f.p999_ms
             );
         }
+        let _ = writeln!(
+            s,
+            "  in flight when the last login started: {}",
+            self.in_flight_at_stop
+        );
         if let Some(g) = &self.send_lag {
             let _ = writeln!(
                 s,
@@ -179,12 +194,13 @@ impl Report {
         for p in &self.processes {
             let _ = writeln!(
                 s,
-                "  cpu {:<12} {:7.2} s  {:5.1} %  {:7.1} µs/request  rss {} → {} KiB",
+                "  cpu {:<12} {:7.2} s  {:5.1} %  {:7.1} µs/request  rss {} → {} → {} KiB",
                 p.name,
                 p.cpu_s,
                 p.cpu_percent,
                 p.cpu_us_per_request,
                 p.rss_kib_start,
+                p.rss_kib_at_stop,
                 p.rss_kib_end
             );
         }
