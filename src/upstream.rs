@@ -30,6 +30,8 @@ use crate::radius::{self, Code, Keying, Packet, attr, crypt, random};
 
 /// Sockets per pool at most: 64 × 256 requests in flight per server and port.
 const MAX_SOCKETS: usize = 64;
+/// Request Authenticators drawn from the CSPRNG per system call (16 octets each).
+const AUTHENTICATOR_BATCH: usize = 256;
 /// How long an upstream State is remembered, to send the next round to the same server.
 const STICKY_TTL: Duration = Duration::from_secs(120);
 
@@ -337,6 +339,54 @@ struct Pool {
     stats: Arc<Stats>,
     /// The sockets. A std mutex: held to pick or add a socket, never across `.await`.
     sockets: Mutex<Vec<Arc<PoolSocket>>>,
+    /// Fresh Request Authenticators.
+    authenticators: Authenticators,
+}
+
+/// Request Authenticators from the operating system's CSPRNG, drawn [`AUTHENTICATOR_BATCH`]
+/// at a time: one `getrandom` system call per batch instead of one per request, which costs
+/// more than the hop's whole MD5 work. The octets are the same CSPRNG output either way;
+/// each authenticator is handed out once and wiped from the batch.
+struct Authenticators {
+    /// A std mutex: held to copy 16 octets or to refill, never across `.await`.
+    batch: Mutex<Batch>,
+}
+
+struct Batch {
+    octets: Box<[u8; AUTHENTICATOR_BATCH * 16]>,
+    /// Offset of the next unused authenticator; `octets.len()` when the batch is spent.
+    next: usize,
+}
+
+impl Authenticators {
+    fn new() -> Self {
+        Self {
+            batch: Mutex::new(Batch {
+                octets: Box::new([0; AUTHENTICATOR_BATCH * 16]),
+                next: AUTHENTICATOR_BATCH * 16,
+            }),
+        }
+    }
+
+    fn next(&self) -> [u8; 16] {
+        let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        if b.next == b.octets.len() {
+            random::fill(&mut b.octets[..]);
+            b.next = 0;
+        }
+        let at = b.next;
+        let mut out = [0; 16];
+        out.copy_from_slice(&b.octets[at..at + 16]);
+        b.octets[at..at + 16].fill(0);
+        b.next = at + 16;
+        out
+    }
+}
+
+impl std::fmt::Debug for Authenticators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticators(<unprinted>)")
+    }
 }
 
 #[derive(Debug)]
@@ -387,6 +437,7 @@ impl Pool {
             settings,
             stats,
             sockets: Mutex::new(Vec::new()),
+            authenticators: Authenticators::new(),
         }
     }
 
@@ -395,7 +446,7 @@ impl Pool {
         &self,
         out: &Outgoing,
     ) -> Result<(Vec<u8>, Slot, oneshot::Receiver<Packet>), Failure> {
-        let authenticator = random::bytes16();
+        let authenticator = self.authenticators.next();
         let needs_ma =
             self.settings.require_message_authenticator && out.code == Code::AccessRequest;
         let (slot, rx) = self.take_slot(authenticator, needs_ma)?;
@@ -572,4 +623,29 @@ fn deliver(socket: &PoolSocket, settings: &UpstreamSettings, datagram: &[u8]) ->
         let _ = waiter.tx.send(packet);
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authenticators_are_distinct_across_batches_and_wiped_once_taken() {
+        let a = Authenticators::new();
+        let drawn: Vec<[u8; 16]> = (0..AUTHENTICATOR_BATCH * 3 + 1).map(|_| a.next()).collect();
+        let unique: std::collections::HashSet<&[u8; 16]> = drawn.iter().collect();
+        assert_eq!(
+            unique.len(),
+            drawn.len(),
+            "an authenticator was handed out twice"
+        );
+        assert!(drawn.iter().all(|d| d != &[0; 16]));
+        let b = a.batch.lock().unwrap();
+        assert_eq!(b.next, 16);
+        assert_eq!(
+            &b.octets[..16],
+            &[0; 16],
+            "a taken authenticator stays in memory"
+        );
+    }
 }
