@@ -34,6 +34,9 @@ pub struct Binding {
     pub nas: IpAddr,
     /// Calling-Station-Id as sent (the user's station), if any.
     pub station: Option<Vec<u8>>,
+    /// The policy's site for the login (`None`: off-site or unknown origin): which
+    /// site's `fail_mode` applies if a provider fails while answering the challenge.
+    pub site: Option<String>,
 }
 
 /// The directory's yes, kept until the second factor is given.
@@ -199,6 +202,7 @@ mod tests {
             client: "vpn1".into(),
             nas: "127.0.0.1".parse().unwrap(),
             station: Some(b"203.0.113.7".to_vec()),
+            site: None,
         }
     }
 

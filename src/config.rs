@@ -15,9 +15,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::approval::{ApprovalSettings, RawApproval};
-use crate::factor::FailMode;
 use crate::factor::push::{PushProvider, RawPush};
 use crate::factor::sms::{RawSms, SmsSettings};
+use crate::factor::{FailMode, Method};
 use crate::limits::{Limits, RawLimits};
 use crate::origin::{OriginSource, parse_sources};
 use crate::policy::SitePolicy;
@@ -412,6 +412,22 @@ pub struct FailModes {
     pub push: FailMode,
     /// While the SMS gateway is unreachable.
     pub sms: FailMode,
+}
+
+impl Settings {
+    /// The `fail_mode` for `method` at the login's site (`None`: off-site or unknown
+    /// origin): the site's own setting if it has one, else the method's global one. TOTP
+    /// needs no provider, so it is always `Closed` (never a reason to skip a factor).
+    pub fn fail_mode(&self, method: Method, site: Option<&str>) -> FailMode {
+        let global = match method {
+            Method::Push => self.fail_modes.push,
+            Method::Sms => self.fail_modes.sms,
+            Method::Totp => return FailMode::Closed,
+        };
+        site.and_then(|name| self.sites.sites.named(name))
+            .and_then(|s| s.fail_mode.of(method))
+            .unwrap_or(global)
+    }
 }
 
 /// Where passwords are checked.
@@ -1073,6 +1089,7 @@ fn secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sites::SiteFailModes;
 
     fn load_str(text: &str) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -1150,6 +1167,83 @@ fail_mode = "open"
 public_url = "https://mfa.example"
 ttl = "60s"
 "#;
+
+    const SITE_FAIL_MODES: &str = r#"
+[[sites]]
+name = "radhus"
+networks = ["10.10.0.0/16"]
+policy = "mfa"
+fail_mode = { push = "open" }
+[[sites]]
+name = "legekontor"
+networks = ["10.10.20.0/24"]
+policy = "mfa"
+fail_mode = { sms = "open", push = "closed" }
+[[sites]]
+name = "lab"
+networks = ["10.30.0.0/16"]
+policy = "mfa"
+"#;
+
+    #[test]
+    fn sites_parse_their_fail_modes() {
+        let s = load_str(&format!("{GOOD}{SITE_FAIL_MODES}")).unwrap();
+        let modes: Vec<_> = s.sites.sites.iter().map(|site| site.fail_mode).collect();
+        let (open, closed) = (Some(FailMode::Open), Some(FailMode::Closed));
+        assert_eq!(
+            modes,
+            [
+                SiteFailModes {
+                    push: open,
+                    sms: None
+                },
+                SiteFailModes {
+                    push: closed,
+                    sms: open
+                },
+                SiteFailModes::default(),
+            ]
+        );
+        let cases = [
+            ("fail_mode = { push = \"ajar\" }", "sites[0].fail_mode.push"),
+            ("fail_mode = { sms = \"Open\" }", "sites[0].fail_mode.sms"),
+            ("fail_mode = { voice = \"open\" }", "sites[0].fail_mode"),
+            ("fail_mode = \"open\"", "sites[0].fail_mode"),
+        ];
+        for (line, key) in cases {
+            let text = format!(
+                "{GOOD}{}",
+                SITE_FAIL_MODES.replacen("fail_mode = { push = \"open\" }", line, 1)
+            );
+            let err = load_str(&text).unwrap_err();
+            assert!(err.key.starts_with(key), "{line}: {err}");
+            assert!(!err.key.starts_with("sites[1]"), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_site_fail_mode_wins_over_the_global_one() {
+        crate::factor::install_crypto_provider();
+        // Global: push open (from PUSH), SMS closed (the default).
+        let s = load_str(&format!("{GOOD}{PUSH}{SITE_FAIL_MODES}")).unwrap();
+        let (open, closed) = (FailMode::Open, FailMode::Closed);
+        for (site, push, sms) in [
+            (Some("radhus"), open, closed),
+            (Some("legekontor"), closed, open),
+            (Some("lab"), open, closed),
+            (None, open, closed),
+            (Some("no-such-site"), open, closed),
+        ] {
+            assert_eq!(s.fail_mode(Method::Push, site), push, "{site:?}");
+            assert_eq!(s.fail_mode(Method::Sms, site), sms, "{site:?}");
+            assert_eq!(s.fail_mode(Method::Totp, site), closed, "{site:?}");
+        }
+        // Without [push]: the global push mode is closed, a site's own "open" still applies.
+        let s = load_str(&format!("{GOOD}{SITE_FAIL_MODES}")).unwrap();
+        assert_eq!(s.fail_mode(Method::Push, Some("radhus")), open);
+        assert_eq!(s.fail_mode(Method::Push, Some("lab")), closed);
+        assert_eq!(s.fail_mode(Method::Push, None), closed);
+    }
 
     fn hold(lines: &str, tail: &str) -> String {
         GOOD.replace(

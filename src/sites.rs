@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::factor::{FailMode, Method};
 use crate::policy::{ExceptionAction, GroupAttribute, SitePolicy};
 
 /// A configuration problem, naming the offending key.
@@ -81,6 +82,24 @@ pub struct RawSite {
     /// `"trusted"`: no second factor; `"mfa"`: always a second factor; `"deny"`: every login
     /// from here is rejected, whatever the exceptions say.
     pub policy: String,
+    /// What logins from here get while a provider is unreachable, per method:
+    /// `fail_mode = { push = "open", sms = "closed" }`. A method left out uses its global
+    /// `[push] fail_mode` / `[sms] fail_mode`. TOTP needs no provider and is never affected.
+    #[serde(default)]
+    pub fail_mode: RawSiteFailModes,
+}
+
+/// A site's `fail_mode` table; both keys optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteFailModes {
+    /// While the push provider is unreachable: `"closed"` (Reject) or `"open"` (Accept
+    /// without a second factor, logged).
+    #[serde(default)]
+    pub push: Option<FailMode>,
+    /// While the SMS gateway is unreachable: `"closed"` or `"open"`.
+    #[serde(default)]
+    pub sms: Option<FailMode>,
 }
 
 /// One `[[exceptions]]` entry: users and/or groups and what to do with them.
@@ -166,6 +185,37 @@ pub struct Site {
     pub policy: SitePolicy,
     /// The address ranges, as configured (host bits zero).
     pub networks: Vec<IpNet>,
+    /// What logins from here get while a provider is unreachable, where set.
+    pub fail_mode: SiteFailModes,
+}
+
+/// A site's own `fail_mode` per method; `None` leaves the method's global setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteFailModes {
+    /// While the push provider is unreachable.
+    pub push: Option<FailMode>,
+    /// While the SMS gateway is unreachable.
+    pub sms: Option<FailMode>,
+}
+
+impl SiteFailModes {
+    /// The site's own setting for `method`, if any. TOTP has none: it needs no provider.
+    pub fn of(&self, method: Method) -> Option<FailMode> {
+        match method {
+            Method::Push => self.push,
+            Method::Sms => self.sms,
+            Method::Totp => None,
+        }
+    }
+}
+
+impl From<RawSiteFailModes> for SiteFailModes {
+    fn from(raw: RawSiteFailModes) -> Self {
+        Self {
+            push: raw.push,
+            sms: raw.sms,
+        }
+    }
 }
 
 /// The site an address belongs to and the range that matched.
@@ -274,6 +324,7 @@ impl Sites {
                     name,
                     policy,
                     networks,
+                    fail_mode: site.fail_mode.into(),
                 });
             }
         }
@@ -310,6 +361,12 @@ impl Sites {
             site,
             network: site.networks[net],
         })
+    }
+
+    /// The site named exactly `name` (as [`Site::name`], which decisions carry). A linear
+    /// scan: it runs only when a provider has failed, and site tables are small.
+    pub fn named(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
     }
 
     /// The sites, in configuration order.
@@ -563,6 +620,7 @@ mod tests {
             name: name.into(),
             networks: networks.iter().map(|n| n.to_string()).collect(),
             policy: policy.into(),
+            fail_mode: RawSiteFailModes::default(),
         }
     }
 

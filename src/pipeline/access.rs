@@ -164,6 +164,7 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
         client: client.name.clone(),
         nas: src.ip(),
         station: request.attr(attr::CALLING_STATION_ID).map(<[u8]>::to_vec),
+        site: before.site.as_ref().map(|s| s.name.clone()),
     });
 
     // Our State: the answer to our challenge. Anyone else's State (an EAP round, the

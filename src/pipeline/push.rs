@@ -209,10 +209,12 @@ pub(super) async fn start(login: &Login<'_>, prompt: bool) -> Push {
         },
         Err(e) => {
             approvals.finish(started.id);
-            let open = e.is_outage() && login.ctx.settings.fail_modes.push == FailMode::Open;
+            let site = login.binding.site.as_deref();
+            let open =
+                e.is_outage() && login.ctx.settings.fail_mode(Method::Push, site) == FailMode::Open;
             if open {
                 tracing::warn!(user = %login.user_text(), method = "push",
-                    site = login.decision.site.as_ref().map_or("-", |s| s.name.as_str()),
+                    site = site.unwrap_or("-"),
                     "push provider unreachable ({e}): login let through without a second factor (fail_mode = \"open\")");
             } else {
                 tracing::warn!(user = %login.user_text(), "push not sent: {e}");
@@ -335,7 +337,7 @@ pub(super) async fn first_challenge(login: &Login<'_>, granted: Granted) -> Hand
             Push::Remembered(false) => return Ok(reject(request, "push_denied_before")),
             Push::Failed { open, reason } => (open, reason),
         },
-        Some(Method::Sms) => match send_sms(ctx, store, &login.binding.user).await {
+        Some(Method::Sms) => match send_sms(ctx, store, login.binding).await {
             Ok(prompt) => {
                 return issue_challenge(ctx, request, binding, granted, 0, Asked::Sms, &prompt);
             }
@@ -378,13 +380,15 @@ fn push_prompt(ctx: &Context, number: Option<u8>) -> String {
     language.challenge_prompt(number)
 }
 
-/// Sends a login code by SMS. `Ok`: the prompt naming the (masked) number. `Err`: fail
-/// open (`true`, logged) or closed, with the reason.
+/// Sends a login code by SMS to the bound user. `Ok`: the prompt naming the (masked)
+/// number. `Err`: fail open (`true`, logged) or closed, with the reason; the login's site
+/// (carried in the binding, also for an answer to a challenge) picks the `fail_mode`.
 async fn send_sms(
     ctx: &Context,
     store: &Store,
-    user: &str,
+    binding: &Binding,
 ) -> Result<String, (bool, &'static str)> {
+    let user = binding.user.as_str();
     let Some(sms) = ctx.settings.sms.as_ref() else {
         return Err((false, "sms_unavailable"));
     };
@@ -394,10 +398,11 @@ async fn send_sms(
             Language::En => format!("A code was sent to {}. Enter it.", phone.masked()),
         }),
         Err(e) => {
-            let open = e.is_outage() && ctx.settings.fail_modes.sms == FailMode::Open;
+            let site = binding.site.as_deref();
+            let open = e.is_outage() && ctx.settings.fail_mode(Method::Sms, site) == FailMode::Open;
             let who = crate::audit::escape(user.as_bytes());
             if open {
-                tracing::warn!(user = %who, method = "sms",
+                tracing::warn!(user = %who, method = "sms", site = site.unwrap_or("-"),
                     "SMS gateway unreachable ({e}): login let through without a second factor (fail_mode = \"open\")");
                 Err((true, "sms_fail_open"))
             } else {
@@ -431,7 +436,7 @@ pub(super) async fn answer(
             if let Some(a) = &ctx.approvals {
                 a.finish(id);
             }
-            match send_sms(ctx, store, &pending.binding.user).await {
+            match send_sms(ctx, store, &pending.binding).await {
                 // A new challenge: the SMS code's own attempts bound it.
                 Ok(prompt) => issue_challenge(
                     ctx,

@@ -273,6 +273,43 @@ fn hold_mode_with_the_provider_down_fails_closed_or_open_where_configured() -> R
 }
 
 #[test]
+fn a_site_fail_mode_open_overrides_the_global_closed_one_for_that_site_only() -> Result<()> {
+    let upstream = directory()?;
+    let ntfy = Receiver::ntfy()?;
+    ntfy.answer_with(503);
+    let proxy = builder(
+        &upstream,
+        &ntfy,
+        "second_factor = \"hold\"\nhold_timeout = \"5s\"",
+        "fail_mode = \"closed\"",
+    )
+    .toml(
+        "[[sites]]\nname = \"radhus\"\nnetworks = [\"10.10.0.0/16\"]\npolicy = \"mfa\"\n\
+         fail_mode = { push = \"open\" }\n",
+    )
+    .start()?;
+    enrol_push(&proxy, ALICE.name)?;
+    // Alice has a phone and nothing else, so push is due from both places (the site's
+    // policy is `mfa`); only the provider being down decides.
+    let off_site = pap_now(proxy.auth(), ALICE, "198.51.100.7")?;
+    assert_eq!(
+        off_site.code,
+        Code::AccessReject,
+        "off-site: the global closed"
+    );
+    let inside = pap_now(proxy.auth(), ALICE, "10.10.20.5")?;
+    assert_eq!(
+        inside.code,
+        Code::AccessAccept,
+        "inside radhus: the site's open"
+    );
+    let off_site = pap_now(proxy.auth(), ALICE, "198.51.100.8")?;
+    assert_eq!(off_site.code, Code::AccessReject, "still closed off-site");
+    assert!(ntfy.seen().is_empty(), "no push got through");
+    Ok(())
+}
+
+#[test]
 fn hold_mode_push_cap_rejects_without_a_push() -> Result<()> {
     let upstream = directory()?;
     let ntfy = Receiver::ntfy()?;
@@ -359,6 +396,8 @@ struct Nas {
     rt: tokio::runtime::Runtime,
     client: RadiusClient,
     state: Option<Vec<u8>>,
+    /// The Calling-Station-Id sent: off-site unless [`Nas::at_station`] says otherwise.
+    station: &'static str,
 }
 
 impl Nas {
@@ -371,10 +410,16 @@ impl Nas {
             rt,
             client,
             state: None,
+            station: "198.51.100.7",
         })
     }
 
-    /// Sends `password` for alice from off-site (with the State of the last challenge, if any).
+    /// The same conversation, from `station` instead.
+    fn at_station(self, station: &'static str) -> Self {
+        Self { station, ..self }
+    }
+
+    /// Sends `password` for alice from its station (with the State of the last challenge, if any).
     fn send(&mut self, password: &str) -> Result<Packet> {
         let mut attributes = vec![
             Attribute {
@@ -383,7 +428,7 @@ impl Nas {
             },
             Attribute {
                 typ: attr::CALLING_STATION_ID,
-                value: b"198.51.100.7".to_vec(),
+                value: self.station.as_bytes().to_vec(),
             },
         ];
         if let Some(state) = self.state.take() {
@@ -511,6 +556,34 @@ fn challenge_mode_sms_on_request_and_a_used_code_is_refused() -> Result<()> {
         Code::AccessAccept,
         "a used code never works again"
     );
+    Ok(())
+}
+
+#[test]
+fn typing_sms_with_the_gateway_down_uses_the_fail_mode_of_the_login_site() -> Result<()> {
+    let upstream = directory()?;
+    let (ntfy, sms) = (Receiver::ntfy()?, Receiver::sms_gateway()?);
+    sms.answer_with(503);
+    // Global [sms] fail_mode is the default, closed; radhus chose open for SMS.
+    let site = "\n[[sites]]\nname = \"radhus\"\nnetworks = [\"10.10.0.0/16\"]\npolicy = \"mfa\"\n\
+                fail_mode = { sms = \"open\" }\n";
+    let proxy = challenge_proxy(&upstream, &ntfy, &sms, site)?;
+    for (station, expect) in [
+        ("198.51.100.7", Code::AccessReject),
+        ("10.10.20.5", Code::AccessAccept),
+    ] {
+        let mut nas = Nas::new(&proxy)?.at_station(station);
+        let first = nas.send(ALICE.password)?;
+        assert_eq!(
+            first.code,
+            Code::AccessChallenge,
+            "push first, from {station}"
+        );
+        ntfy.next(PUSH_ARRIVES).context("no push")?;
+        // The answer to the challenge carries no policy decision: the site comes with it.
+        assert_eq!(nas.send("sms")?.code, expect, "from {station}");
+    }
+    assert!(sms.seen().is_empty(), "no SMS got through");
     Ok(())
 }
 
