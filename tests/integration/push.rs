@@ -506,8 +506,21 @@ fn challenge_mode_enter_before_approval_asks_again_and_a_wrong_number_rejects() 
     assert_eq!(tap(&ntfy, &proxy, &message, &wrong)?.0, 200);
     let after = nas.send("")?;
     assert_eq!(after.code, Code::AccessReject);
-    let user = proxy.store().user(ALICE.name)?.context("alice")?;
-    assert_eq!(user.failures, 1, "a wrong number counts as a failure");
+    // The phone's wrong answer is recorded off the request path (a blocking task after the
+    // HTTP reply), so wait for it, bounded, instead of racing it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let user = proxy.store().user(ALICE.name)?.context("alice")?;
+        if user.failures == 1 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "a wrong number counts as a failure: {}",
+            user.failures
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(())
 }
 
