@@ -61,30 +61,37 @@ pub(crate) fn run(listen: SocketAddr) -> anyhow::Result<ExitCode> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
 
-    println!(
+    let mut text = String::new();
+    macro_rules! say {
+        () => { text.push('\n') };
+        ($($arg:tt)*) => {{ text += &format!($($arg)*); text.push('\n'); }};
+    }
+    say!(
         "portvakt demo — a self-contained instance in {}",
         dir.0.display()
     );
-    println!();
-    println!("Scan this QR code with an authenticator app (or enter the URI by hand):");
-    println!("{qr}");
-    println!("{uri}");
-    println!();
-    println!(
+    say!();
+    say!("Scan this QR code with an authenticator app (or enter the URI by hand):");
+    say!("{qr}");
+    say!("{uri}");
+    say!();
+    say!(
         "Demo user: {USER}   password: {password}   (current code: {})",
         totp::current_code(&secret, now)
     );
-    println!();
+    say!();
     let exe =
         std::env::current_exe().map_or_else(|_| "portvakt".to_owned(), |p| p.display().to_string());
-    println!("In another terminal, log in as a VPN gateway would:");
-    println!(
+    say!("In another terminal, log in as a VPN gateway would:");
+    say!(
         "  {exe} login --server {listen} --secret {nas_secret} --user {USER} --password {password} \
          --attr Calling-Station-Id=203.0.113.7"
     );
-    println!("It shows portvakt's challenge and asks for the code from the app.");
-    println!("Stop the demo with Ctrl-C.");
-    println!();
+    say!("It shows portvakt's challenge and asks for the code from the app.");
+    say!("Stop the demo with Ctrl-C.");
+    say!();
+    // A closed stdout is reported, not a panic.
+    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
     Ok(super::serve(settings))
 }
 

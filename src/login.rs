@@ -17,7 +17,7 @@ use crate::secret::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     /// Socket trouble.
-    #[error("network: {0}")]
+    #[error("network")]
     Io(#[from] std::io::Error),
     /// No valid reply within the timeout, after all retries.
     #[error("no valid reply from {0}")]

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(&config) {
             Ok(_) => {
-                println!("{}: configuration OK", config.display());
+                let _ = writeln!(std::io::stdout(), "{}: configuration OK", config.display());
                 ExitCode::SUCCESS
             }
             Err(e) => usage_error(&e),
@@ -322,7 +322,8 @@ fn explain(
         user: &normalized,
         groups: (!groups.is_empty()).then_some(groups),
     };
-    print!("{}", portvakt::policy::explain(&settings.sites, &request));
+    let text = portvakt::policy::explain(&settings.sites, &request).to_string();
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -370,10 +371,12 @@ async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             });
         }
         let reply = client.access(&attrs, Some(answer.as_bytes())).await?;
-        println!("Received {} (id {})", reply.code, reply.identifier);
+        let mut shown = format!("Received {} (id {})\n", reply.code, reply.identifier);
         for a in &reply.attributes {
-            println!("\t{}", display::format_attribute(&dict, a.typ, &a.value));
+            shown += &format!("\t{}\n", display::format_attribute(&dict, a.typ, &a.value));
         }
+        // A closed pipe (`| head`) is an error to report, not a panic.
+        std::io::stdout().lock().write_all(shown.as_bytes())?;
         match reply.code {
             Code::AccessAccept => return Ok(ExitCode::SUCCESS),
             Code::AccessChallenge => {
