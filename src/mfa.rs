@@ -43,39 +43,6 @@ impl CodeCheck {
     }
 }
 
-/// Whether the user is enrolled (has an active method) and enabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enrolment {
-    /// Ready for a challenge.
-    Enrolled,
-    /// No active method, or not in the store.
-    NotEnrolled,
-    /// Disabled by the helpdesk.
-    Disabled,
-    /// The store failed.
-    StoreFailed,
-}
-
-/// Looks up whether `user` can be challenged.
-pub async fn enrolment(store: &Store, user: &str) -> Enrolment {
-    let (store, user) = (store.clone(), user.to_owned());
-    let found = tokio::task::spawn_blocking(move || {
-        let u = store.user(&user)?;
-        Ok::<_, crate::store::StoreError>(u.map(|u| (u.enabled, u.totp.is_some_and(|t| t.active))))
-    })
-    .await;
-    match found {
-        Ok(Ok(Some((false, _)))) => Enrolment::Disabled,
-        Ok(Ok(Some((true, true)))) => Enrolment::Enrolled,
-        Ok(Ok(_)) => Enrolment::NotEnrolled,
-        Ok(Err(e)) => {
-            tracing::error!("user store: {e}");
-            Enrolment::StoreFailed
-        }
-        Err(_) => Enrolment::StoreFailed,
-    }
-}
-
 /// Checks `code` for `user` and, if right, records its step before returning.
 pub async fn check_code(store: &Store, user: &str, code: Zeroizing<String>, skew: u8) -> CodeCheck {
     let (store, user) = (store.clone(), user.to_owned());
