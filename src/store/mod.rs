@@ -206,6 +206,8 @@ struct Inner {
     /// An Argon2id hash of a random password, verified against when a user has no password,
     /// so that timing does not tell which users exist. Made on first use.
     dummy_hash: OnceLock<String>,
+    /// The replay guard's group commit (see [`Store::accept_totp_step`]).
+    steps: totp::StepQueue,
 }
 
 impl Store {
@@ -243,6 +245,7 @@ impl Store {
             mac_key,
             strip_realm: options.strip_realm,
             dummy_hash: OnceLock::new(),
+            steps: totp::StepQueue::default(),
         };
         Ok(Self {
             inner: Arc::new(inner),

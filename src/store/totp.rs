@@ -139,19 +139,78 @@ impl Store {
     ///
     /// One conditional `UPDATE`, so concurrent submissions of the same code give exactly one
     /// `true`, and the step is on disk (synchronous = FULL) before the caller answers.
+    ///
+    /// Group commit: callers that arrive while a write is in progress queue up, and the next
+    /// one to find the writer free commits the whole queue in one transaction — one fsync
+    /// for many logins, each still answered only once its step is durable.
     pub fn accept_totp_step(&self, name: &str, step: u64) -> Result<bool, StoreError> {
         let name = self.normalize(name)?;
         let Ok(step) = i64::try_from(step) else {
             return Ok(false);
         };
-        let conn = self.inner.pool.get()?;
-        let changed = conn.execute(
-            "UPDATE totp SET last_step = ?2 \
-             WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND active = 1 \
-               AND (last_step IS NULL OR last_step < ?2)",
-            params![name, step],
-        )?;
-        Ok(changed == 1)
+        let queue = &self.inner.steps;
+        let mut state = queue.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push((ticket, name, step));
+        loop {
+            if let Some(result) = state.results.remove(&ticket) {
+                return result;
+            }
+            if !state.writing {
+                state.writing = true;
+                let batch = std::mem::take(&mut state.waiting);
+                drop(state);
+                // Resets `writing` and wakes the queue even if the write unwinds.
+                let guard = WriterGuard(queue);
+                let results = self.write_steps(&batch);
+                guard.disarm();
+                state = queue.lock();
+                for ((ticket, _, _), result) in batch.iter().zip(results) {
+                    state.results.insert(*ticket, result);
+                }
+                state.writing = false;
+                queue.done.notify_all();
+                continue;
+            }
+            state = queue.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// One transaction for a batch of step updates; a result per update.
+    fn write_steps(&self, batch: &[(u64, String, i64)]) -> Vec<Result<bool, StoreError>> {
+        let fail_all = |e: &dyn std::fmt::Display| {
+            batch
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Corrupt(format!(
+                        "replay guard write failed: {e}"
+                    )))
+                })
+                .collect()
+        };
+        let mut conn = match self.inner.pool.get() {
+            Ok(c) => c,
+            Err(e) => return fail_all(&e),
+        };
+        let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(&e),
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        for (_, name, step) in batch {
+            let changed = tx.execute(
+                "UPDATE totp SET last_step = ?2 \
+                 WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND active = 1 \
+                   AND (last_step IS NULL OR last_step < ?2)",
+                params![name, step],
+            );
+            results.push(changed.map(|n| n == 1).map_err(StoreError::from));
+        }
+        match tx.commit() {
+            Ok(()) => results,
+            Err(e) => fail_all(&e),
+        }
     }
 
     /// Imports TOTP secrets (migration from another system) in one transaction, as active.
@@ -564,5 +623,46 @@ mod tests {
         assert!(store.accept_totp_step("alice", step).unwrap());
         let again = totp::verify(&stored, &code, now + 5, 1).unwrap();
         assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
+    }
+}
+
+/// The queue behind [`Store::accept_totp_step`]'s group commit. A std mutex and condvar:
+/// callers are blocking (they run on the blocking pool), and the lock is never held
+/// during the SQLite write itself.
+#[derive(Debug, Default)]
+pub(crate) struct StepQueue {
+    state: std::sync::Mutex<StepState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct StepState {
+    next_ticket: u64,
+    waiting: Vec<(u64, String, i64)>,
+    results: std::collections::HashMap<u64, Result<bool, StoreError>>,
+    writing: bool,
+}
+
+impl StepQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StepState> {
+        // Every critical section leaves the state consistent, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Frees the writer's place and wakes the queue if a batch write unwinds (the normal
+/// path does this itself, under the lock it already holds).
+struct WriterGuard<'a>(&'a StepQueue);
+
+impl WriterGuard<'_> {
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().writing = false;
+        self.0.done.notify_all();
     }
 }
