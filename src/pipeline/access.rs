@@ -207,7 +207,7 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
             .map(explained);
     }
 
-    let answer = ask_directory(ctx, request, nas, typed, &user).await?;
+    let answer = ask_directory(ctx, request, typed, &user).await?;
     let Directory::Accepted(granted) = answer else {
         return answer.relay(ctx, request, nas).map(explained);
     };
@@ -277,7 +277,6 @@ impl Directory {
 async fn ask_directory(
     ctx: &Context,
     request: &Packet,
-    nas: Keying<'_>,
     password: Option<Zeroizing<Vec<u8>>>,
     user: &str,
 ) -> Result<Directory, Drop> {
@@ -292,9 +291,6 @@ async fn ask_directory(
                 .send(&out, Port::Auth, request.state())
                 .await
                 .map_err(Drop::Upstream)?;
-            // Check the reply can be carried before deciding anything on it.
-            relay::reply_attributes(&reply, nas, &ctx.settings.dictionary)
-                .map_err(|_| Drop::BadUpstreamReply)?;
             Ok(match reply.packet.code {
                 Code::AccessAccept => Directory::Accepted(Granted::Upstream(reply)),
                 _ => Directory::Relay(reply),
@@ -325,7 +321,7 @@ async fn forward(
         .user_name()
         .and_then(|u| ctx.normalize_user(u))
         .unwrap_or_default();
-    match ask_directory(ctx, request, nas, password, &user).await? {
+    match ask_directory(ctx, request, password, &user).await? {
         Directory::Accepted(granted) => release(ctx, request, nas, granted, reason),
         other => other.relay(ctx, request, nas),
     }
@@ -353,7 +349,7 @@ async fn appended(
     if check != CodeCheck::Accepted {
         return Ok(reject(request, check.as_str()));
     }
-    match ask_directory(ctx, request, nas, Some(password), user).await? {
+    match ask_directory(ctx, request, Some(password), user).await? {
         Directory::Accepted(granted) => release(ctx, request, nas, granted, "otp_ok"),
         other => other.relay(ctx, request, nas),
     }
@@ -369,6 +365,12 @@ async fn challenge(
     binding: Binding,
     decision: &Decision,
 ) -> Handled {
+    // An Accept whose hidden attributes cannot be carried to the NAS is dropped now, before
+    // the user is asked for anything (a pass-through Accept is checked once, when relayed).
+    if let Granted::Upstream(reply) = &granted {
+        relay::reply_attributes(reply, nas, &ctx.settings.dictionary)
+            .map_err(|_| Drop::BadUpstreamReply)?;
+    }
     if let SecondFactorMode::Hold { timeout } = client.second_factor {
         let login = push::Login::new(ctx, client, request, nas, &binding, decision);
         return push::hold(&login, granted, timeout).await;
