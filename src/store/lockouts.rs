@@ -16,6 +16,7 @@
 //! directory account, and the directory counts their failures together, so they share one
 //! lockout whatever the store's own realm setting is.
 
+use super::pool::Cached;
 use std::fmt;
 use std::str::FromStr;
 
@@ -177,7 +178,7 @@ impl Store {
     pub fn lock_user(&self, lockout: &LockoutRow) -> Result<(), StoreError> {
         let name = lockout_name_or_err(&lockout.name)?;
         let conn = self.inner.pool.get()?;
-        conn.execute(
+        conn.exec(
             "INSERT INTO lockouts (name, reason, locked_at, locked_until, level, unlocked_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, NULL) \
              ON CONFLICT (name) DO UPDATE SET reason = ?2, locked_at = ?3, locked_until = ?4, \
@@ -201,7 +202,7 @@ impl Store {
         let name = lockout_name_or_err(name)?;
         self.write(|tx| {
             let raw = tx
-                .query_row(
+                .row(
                     &format!(
                         "SELECT {COLUMNS} FROM lockouts WHERE name = ?1 AND unlocked_at IS NULL"
                     ),
@@ -210,7 +211,7 @@ impl Store {
                 )
                 .optional()?;
             let Some(raw) = raw else { return Ok(None) };
-            tx.execute(
+            tx.exec(
                 "UPDATE lockouts SET unlocked_at = ?2, level = 0 WHERE name = ?1",
                 params![name, now()],
             )?;
@@ -223,7 +224,7 @@ impl Store {
     pub fn forget_lockout(&self, name: &str) -> Result<bool, StoreError> {
         let name = lockout_name_or_err(name)?;
         let conn = self.inner.pool.get()?;
-        let removed = conn.execute(
+        let removed = conn.exec(
             "DELETE FROM lockouts WHERE name = ?1 AND (locked_until <= ?2 OR unlocked_at IS NOT NULL)",
             params![name, now()],
         )?;
@@ -235,7 +236,7 @@ impl Store {
         let name = lockout_name_or_err(name)?;
         let conn = self.inner.pool.get()?;
         let raw = conn
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM lockouts WHERE name = ?1"),
                 [&name],
                 row_from,
@@ -259,7 +260,7 @@ impl Store {
     /// daemon can still hold their lockout. Returns how many were removed.
     pub fn purge_lockouts(&self, ended_before: u64) -> Result<usize, StoreError> {
         let conn = self.inner.pool.get()?;
-        let removed = conn.execute(
+        let removed = conn.exec(
             "DELETE FROM lockouts WHERE locked_until < ?1 AND coalesce(unlocked_at, 0) < ?1",
             [signed(ended_before)],
         )?;

@@ -6,6 +6,7 @@
 //! their AAD. A number also gets a `number_key` (an HMAC, see `seal::MacKey`) so the SMS
 //! limits can count per number without reading it.
 
+use super::pool::Cached;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -94,9 +95,9 @@ impl Store {
         self.write(|tx| {
             let id = user_id(tx, &name)?;
             if verified {
-                tx.execute("DELETE FROM phones WHERE user_id = ?1", [id])?;
+                tx.exec("DELETE FROM phones WHERE user_id = ?1", [id])?;
             }
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO phones \
                  (user_id, verified, key_id, nonce, sealed, number_key, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -131,9 +132,9 @@ impl Store {
         verified: bool,
     ) -> Result<Option<(Phone, Vec<u8>)>, StoreError> {
         let row: Option<(SealedRow, Vec<u8>)> = conn
-            .query_row(
+            .row(
                 "SELECT p.key_id, p.nonce, p.sealed, p.number_key FROM phones p \
-                 JOIN users u ON u.id = p.user_id WHERE u.name = ?1 AND p.verified = ?2",
+                 JOIN users u ON u.id = p.user_id WHERE u.name = +?1 AND p.verified = +?2",
                 params![name, verified],
                 |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
             )
@@ -153,9 +154,9 @@ impl Store {
         let name = self.normalize(name)?;
         self.write(|tx| {
             let id = user_id(tx, &name)?;
-            let removed = tx.execute("DELETE FROM phones WHERE user_id = ?1", [id])?;
-            tx.execute("DELETE FROM sms_codes WHERE user_id = ?1", [id])?;
-            tx.execute(
+            let removed = tx.exec("DELETE FROM phones WHERE user_id = ?1", [id])?;
+            tx.exec("DELETE FROM sms_codes WHERE user_id = ?1", [id])?;
+            tx.exec(
                 "UPDATE users SET default_method = 'push', updated_at = ?2 \
                  WHERE id = ?1 AND default_method = 'sms'",
                 params![id, now()],
@@ -175,7 +176,7 @@ impl Store {
         let (key_id, nonce, sealed) = self.seal_field(TOPIC, &name, topic.as_str().as_bytes())?;
         self.write(|tx| {
             let id = user_id(tx, &name)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO push_devices (user_id, kind, label, key_id, nonce, sealed, created_at) \
                  VALUES (?1, 'ntfy', ?2, ?3, ?4, ?5, ?6)",
                 params![id, label, key_id, nonce, sealed, now()],
@@ -212,10 +213,10 @@ impl Store {
         let name = self.normalize(name)?;
         let conn = self.inner.pool.get()?;
         user_id(&conn, &name)?;
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT d.id, d.kind, d.label, d.created_at, d.key_id, d.nonce, d.sealed \
              FROM push_devices d JOIN users u ON u.id = d.user_id \
-             WHERE u.name = ?1 ORDER BY d.id",
+             WHERE u.name = +?1 ORDER BY d.id",
         )?;
         let rows = stmt
             .query_map([&name], |r| {
@@ -240,7 +241,7 @@ impl Store {
         let name = self.normalize(name)?;
         self.write(|tx| {
             let user = user_id(tx, &name)?;
-            match tx.execute(
+            match tx.exec(
                 "DELETE FROM push_devices WHERE id = ?1 AND user_id = ?2",
                 params![id, user],
             )? {
@@ -268,14 +269,14 @@ impl Store {
                 }
                 Method::Push => "SELECT EXISTS (SELECT 1 FROM push_devices WHERE user_id = ?1)",
             };
-            let enrolled: bool = tx.query_row(sql, [id], |r| r.get(0))?;
+            let enrolled: bool = tx.row(sql, [id], |r| r.get(0))?;
             if !enrolled {
                 return Err(StoreError::NotEnrolled {
                     user: name.clone(),
                     method,
                 });
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE users SET default_method = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, method.as_str(), now()],
             )?;
@@ -291,7 +292,7 @@ impl Store {
         let name = self.normalize(name)?;
         self.write(|tx| {
             let count: Option<i64> = tx
-                .query_row(
+                .row(
                     "UPDATE users SET enabled = 0, failures = failures + 1, \
                      last_failure_at = ?2, updated_at = ?2 WHERE name = ?1 RETURNING failures",
                     params![name, now()],

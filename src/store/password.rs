@@ -5,6 +5,7 @@
 //! parameters, so raising them later keeps old hashes verifiable. Hashing runs outside any
 //! database connection: it takes tens of milliseconds of CPU and must not hold one.
 
+use super::pool::Cached;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use rusqlite::{OptionalExtension, params};
@@ -17,7 +18,7 @@ impl Store {
         let name = self.normalize(name)?;
         let hash = hash(password)?;
         self.write(|tx| {
-            match tx.execute(
+            match tx.exec(
                 "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE name = ?1",
                 params![name, hash, now()],
             )? {
@@ -40,7 +41,7 @@ impl Store {
         let stored: Option<(Option<String>, bool)> = match self.normalize(name) {
             Ok(name) => {
                 let conn = self.inner.pool.get()?;
-                conn.query_row(
+                conn.row(
                     "SELECT password_hash, enabled FROM users WHERE name = ?1",
                     [&name],
                     |row| Ok((row.get(0)?, row.get(1)?)),

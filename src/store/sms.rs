@@ -11,6 +11,7 @@
 //! uses up an attempt, and the last attempt deletes it; an expired code, or one whose
 //! number has changed since, is deleted and refused.
 
+use super::pool::Cached;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::hash::{Hash, Hasher};
 use subtle::ConstantTimeEq;
@@ -106,16 +107,16 @@ impl Store {
             if let Err(limited) = within_limits(tx, id, &number_key, limits, now)? {
                 return Ok(Err(limited));
             }
-            tx.execute(
+            tx.exec(
                 "INSERT INTO sms_sends (user_id, number_key, sent_at) VALUES (?1, ?2, ?3)",
                 params![id, number_key, now],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM sms_sends WHERE sent_at <= ?1",
                 [now - DAY_SECS],
             )?;
             let expires_at = now.saturating_add(ttl);
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO sms_codes \
                  (user_id, purpose, number_key, nonce, mac, expires_at, attempts_left) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -156,7 +157,7 @@ impl Store {
         self.write(|tx| {
             let id = user_id(tx, &name)?;
             let row: Option<CodeRow> = tx
-                .query_row(
+                .row(
                     "SELECT purpose, number_key, nonce, mac, expires_at, attempts_left \
                      FROM sms_codes WHERE user_id = ?1",
                     [id],
@@ -199,7 +200,7 @@ impl Store {
             if left == 0 {
                 delete_code(tx, id)?;
             } else {
-                tx.execute(
+                tx.exec(
                     "UPDATE sms_codes SET attempts_left = ?2 WHERE user_id = ?1",
                     params![id, left],
                 )?;
@@ -245,7 +246,7 @@ fn within_limits(
         "SELECT sent_at FROM sms_sends WHERE number_key = ?1 AND sent_at > ?2 ORDER BY sent_at",
         &number_key,
     )?;
-    let total: i64 = tx.query_row(
+    let total: i64 = tx.row(
         "SELECT count(*) FROM sms_sends WHERE sent_at > ?1",
         [since],
         |r| r.get(0),
@@ -263,21 +264,21 @@ fn within_limits(
 }
 
 fn delete_code(tx: &Transaction<'_>, user: i64) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM sms_codes WHERE user_id = ?1", [user])?;
+    tx.exec("DELETE FROM sms_codes WHERE user_id = ?1", [user])?;
     Ok(())
 }
 
 /// The pending number becomes the verified one (the old verified one goes).
 fn promote_pending_phone(tx: &Transaction<'_>, user: i64) -> Result<(), StoreError> {
-    tx.execute(
+    tx.exec(
         "DELETE FROM phones WHERE user_id = ?1 AND verified = 1",
         [user],
     )?;
-    tx.execute(
+    tx.exec(
         "UPDATE phones SET verified = 1 WHERE user_id = ?1 AND verified = 0",
         [user],
     )?;
-    tx.execute(
+    tx.exec(
         "UPDATE users SET updated_at = ?2 WHERE id = ?1",
         params![user, now()],
     )?;

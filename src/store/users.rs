@@ -2,6 +2,7 @@
 //! operations on users (add, look up, list, enable/disable, remove, reset methods) plus the
 //! failure counter the login path updates.
 
+use super::pool::Cached;
 use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::{OptionalExtension, Row, params};
@@ -120,7 +121,7 @@ fn rfc3339_opt<S: Serializer>(secs: &Option<u64>, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// Columns read by [`user_from_row`], in order.
-const USER_COLUMNS: &str = "u.name, u.enabled, u.created_at, u.updated_at, u.failures, \
+pub(crate) const USER_COLUMNS: &str = "u.name, u.enabled, u.created_at, u.updated_at, u.failures, \
      u.last_failure_at, u.password_hash IS NOT NULL, \
      t.digits, t.period, t.algorithm, t.active, t.last_step, t.created_at, \
      u.default_method, \
@@ -220,7 +221,7 @@ impl Store {
         let name = self.normalize(name)?;
         let now = now();
         self.write(|tx| {
-            let inserted = tx.execute(
+            let inserted = tx.exec(
                 "INSERT INTO users (name, created_at, updated_at) VALUES (?1, ?2, ?2) \
                  ON CONFLICT (name) DO NOTHING",
                 params![name, now],
@@ -238,9 +239,9 @@ impl Store {
         let name = self.normalize(name)?;
         let conn = self.inner.pool.get()?;
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u LEFT JOIN totp t ON t.user_id = u.id WHERE u.name = ?1"
+            "SELECT {USER_COLUMNS} FROM users u LEFT JOIN totp t ON t.user_id = u.id WHERE u.name = +?1"
         );
-        let raw = conn.query_row(&sql, [&name], raw_user).optional()?;
+        let raw = conn.row(&sql, [&name], raw_user).optional()?;
         raw.map(user_from_raw).transpose()
     }
 
@@ -271,7 +272,7 @@ impl Store {
         let name = self.normalize(name)?;
         self.write(|tx| {
             // `totp` rows go by ON DELETE CASCADE (foreign_keys is on for every connection).
-            match tx.execute("DELETE FROM users WHERE name = ?1", [&name])? {
+            match tx.exec("DELETE FROM users WHERE name = ?1", [&name])? {
                 0 => Err(StoreError::NotFound(name.clone())),
                 _ => Ok(()),
             }
@@ -286,9 +287,9 @@ impl Store {
         self.write(|tx| {
             let id = user_id(tx, &name)?;
             for table in ["totp", "phones", "push_devices", "sms_codes"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?;
+                tx.exec(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?;
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE users SET failures = 0, last_failure_at = NULL, default_method = 'push', \
                  updated_at = ?2 WHERE id = ?1",
                 params![id, now()],
@@ -303,7 +304,7 @@ impl Store {
         let name = self.normalize(name)?;
         self.write(|tx| {
             let count: Option<i64> = tx
-                .query_row(
+                .row(
                     "UPDATE users SET failures = failures + 1, last_failure_at = ?2 \
                      WHERE name = ?1 RETURNING failures",
                     params![name, now()],
@@ -321,7 +322,7 @@ impl Store {
         let conn = self.inner.pool.get()?;
         // This runs after every successful login. With `failures != 0` in the WHERE clause
         // the usual case changes no row, and SQLite then writes nothing and syncs nothing.
-        let changed = conn.execute(
+        let changed = conn.exec(
             "UPDATE users SET failures = 0, last_failure_at = NULL WHERE name = ?1 AND failures != 0",
             [&name],
         )?;
@@ -340,7 +341,7 @@ impl Store {
         value: impl rusqlite::ToSql,
     ) -> Result<(), StoreError> {
         let name = self.normalize(name)?;
-        self.write(|tx| match tx.execute(sql, params![name, value, now()])? {
+        self.write(|tx| match tx.exec(sql, params![name, value, now()])? {
             0 => Err(StoreError::NotFound(name.clone())),
             _ => Ok(()),
         })
