@@ -44,30 +44,23 @@ impl CodeCheck {
 }
 
 /// Checks `code` for `user` and, if right, records its step before returning.
+///
+/// The lookup and the check run on the store's reader thread; the step is then awaited
+/// from the store's writer (group commit), so no thread waits for the fsync.
 pub async fn check_code(store: &Store, user: &str, code: Zeroizing<String>, skew: u8) -> CodeCheck {
-    let (store, user) = (store.clone(), user.to_owned());
-    let result =
-        tokio::task::spawn_blocking(move || check_code_blocking(&store, &user, &code, skew)).await;
-    result.unwrap_or(CodeCheck::StoreFailed)
-}
-
-fn check_code_blocking(store: &Store, user: &str, code: &str, skew: u8) -> CodeCheck {
-    let secret = match store
-        .user(user)
-        .and_then(|u| Ok((u, store.totp_secret(user)?)))
-    {
-        Ok((Some(u), _)) if !u.enabled => return CodeCheck::Disabled,
-        Ok((Some(_), Some(secret))) => secret,
-        Ok(_) => return CodeCheck::NotEnrolled,
+    let name = user.to_owned();
+    let verified = store
+        .read(move |store| Ok(verify_code(store, &name, &code, skew)))
+        .await;
+    let step = match verified {
+        Ok(Ok(step)) => step,
+        Ok(Err(check)) => return check,
         Err(e) => {
             tracing::error!("user store: {e}");
             return CodeCheck::StoreFailed;
         }
     };
-    let Some(step) = totp::verify(&secret, code, now(), skew) else {
-        return CodeCheck::Wrong;
-    };
-    match store.accept_totp_step(user, step) {
+    match store.accept_totp_step_async(user, step).await {
         Ok(true) => CodeCheck::Accepted,
         Ok(false) => CodeCheck::Replayed,
         Err(e) => {
@@ -75,6 +68,23 @@ fn check_code_blocking(store: &Store, user: &str, code: &str, skew: u8) -> CodeC
             CodeCheck::StoreFailed
         }
     }
+}
+
+/// The time step `code` is valid for, or why there is none.
+fn verify_code(store: &Store, user: &str, code: &str, skew: u8) -> Result<u64, CodeCheck> {
+    let secret = match store
+        .user(user)
+        .and_then(|u| Ok((u, store.totp_secret(user)?)))
+    {
+        Ok((Some(u), _)) if !u.enabled => return Err(CodeCheck::Disabled),
+        Ok((Some(_), Some(secret))) => secret,
+        Ok(_) => return Err(CodeCheck::NotEnrolled),
+        Err(e) => {
+            tracing::error!("user store: {e}");
+            return Err(CodeCheck::StoreFailed);
+        }
+    };
+    totp::verify(&secret, code, now(), skew).ok_or(CodeCheck::Wrong)
 }
 
 /// Checks a password against the built-in directory.

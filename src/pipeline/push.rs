@@ -131,10 +131,13 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The user's record, read on the blocking pool.
+/// The user's record, read on the store's reader thread.
 pub(super) async fn lookup(store: &Store, user: &str) -> Result<Option<User>, StoreFailed> {
     let user = user.to_owned();
-    blocking(store, move |s| s.user(&user)).await
+    store.read(move |s| s.user(&user)).await.map_err(|e| {
+        tracing::error!("user store: {e}");
+        StoreFailed
+    })
 }
 
 /// Starts the login's push, or joins the one already pending for it. `prompt`: the

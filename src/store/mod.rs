@@ -11,8 +11,12 @@
 //! - `lockouts`: locked account names ([`LockoutRow`]), written by the daemon's limits and
 //!   read by `portvakt user unlock` and `portvakt lockouts`.
 //!
+//! - `worker`: the login path's reader and replay-step writer threads.
+//!
 //! [`Store`] is a cheap, cloneable, `Send + Sync` handle. **Every method blocks** (SQLite
-//! I/O, and Argon2 for passwords): from async code call it through
+//! I/O, and Argon2 for passwords), except the `async` ones: from async code call short
+//! reads through [`Store::read`] (the store's reader thread), replay steps through
+//! [`Store::accept_totp_step_async`], and anything slow (passwords) through
 //! `tokio::task::spawn_blocking`. The CLI and the daemon may use the same file at the same
 //! time: WAL mode lets readers run beside a writer, and `busy_timeout` makes writers take
 //! turns instead of failing.
@@ -29,6 +33,7 @@ mod seal;
 mod sms;
 mod totp;
 mod users;
+mod worker;
 
 pub mod key;
 
@@ -48,7 +53,7 @@ pub use sms::{CodeCheck, CodePurpose, IssuedCode};
 pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};
 pub use users::{TotpInfo, User, format_time};
 
-use pool::Pool;
+use pool::{Cached, Pool};
 use seal::{KEY_CHECK_PLAINTEXT, SealError, Sealer, key_check_aad};
 
 /// Errors from the store. None of them carries a secret.
@@ -121,6 +126,9 @@ pub enum StoreError {
     /// A stored value is not one this code writes.
     #[error("store holds an invalid value: {0}")]
     Corrupt(String),
+    /// A store thread is gone (it panicked, or the OS refused to start it).
+    #[error("store worker thread {0}")]
+    WorkerGone(&'static str),
     /// No connection became free within the busy timeout.
     #[error("store busy: no database connection became free in time")]
     PoolTimeout,
@@ -206,8 +214,8 @@ struct Inner {
     /// An Argon2id hash of a random password, verified against when a user has no password,
     /// so that timing does not tell which users exist. Made on first use.
     dummy_hash: OnceLock<String>,
-    /// The replay guard's group commit (see [`Store::accept_totp_step`]).
-    steps: totp::StepQueue,
+    /// The login path's reader and replay-step writer threads (see `worker`).
+    workers: worker::Workers,
 }
 
 impl Store {
@@ -245,11 +253,23 @@ impl Store {
             mac_key,
             strip_realm: options.strip_realm,
             dummy_hash: OnceLock::new(),
-            steps: totp::StepQueue::default(),
+            workers: worker::Workers::new(path, options.busy_timeout),
         };
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Runs a short blocking read (`f` gets this store) on the store's reader thread and
+    /// awaits it: the login path's way to look a user or a secret up without a
+    /// blocking-pool thread per request. Nothing slow here (no Argon2): it would hold up
+    /// every login's read behind it.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        self.inner.workers.read(move || f(&store)).await
     }
 
     /// The store file.
@@ -339,7 +359,7 @@ fn tighten(path: &Path) -> Result<(), StoreError> {
 
 /// Switches the file to WAL (a persistent setting; a no-op once set).
 fn enable_wal(conn: &rusqlite::Connection) -> Result<(), StoreError> {
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    let mode: String = conn.row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if mode.eq_ignore_ascii_case("wal") {
         Ok(())
     } else {
@@ -361,7 +381,7 @@ fn check_key(
     if rows.is_empty() {
         const FIRST: u32 = 1;
         let sealed = sealer.seal(KEY_CHECK_PLAINTEXT, &key_check_aad(FIRST))?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO store_keys (key_id, nonce, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![FIRST, &sealed.nonce[..], sealed.ciphertext, now()],
         )?;
@@ -382,7 +402,7 @@ fn check_key(
 
 /// Looks up a user's row id.
 fn user_id(tx: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
-    tx.query_row("SELECT id FROM users WHERE name = ?1", [name], |row| {
+    tx.row("SELECT id FROM users WHERE name = ?1", [name], |row| {
         row.get(0)
     })
     .optional()?
@@ -494,5 +514,47 @@ mod tests {
             matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod statement_cache_tests {
+    use super::test_support::*;
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// The login path's lookups by name are joins: they must run from the statement cache
+    /// without being compiled again for each new user (see [`pool::Cached`]).
+    #[test]
+    fn a_cached_join_is_not_recompiled() {
+        let (_dir, store) = temp_store();
+        for i in 0..20 {
+            store.add_user(&format!("u{i}")).unwrap();
+        }
+        for i in 0..20 {
+            store.user(&format!("u{i}")).unwrap().unwrap();
+            store.totp_secret(&format!("u{i}")).unwrap();
+        }
+        let conn = store.inner.pool.get().unwrap();
+        let user = format!(
+            "SELECT {} FROM users u LEFT JOIN totp t ON t.user_id = u.id WHERE u.name = +?1",
+            users::USER_COLUMNS
+        );
+        let stmt = conn.prepare_cached(&user).unwrap();
+        // add_user reads the new user back: 20 + 20 lookups.
+        assert_eq!(
+            stmt.get_status(StatementStatus::Run),
+            40,
+            "the cached statement ran"
+        );
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        drop(stmt);
+        // The same query with a bare parameter is recompiled on every new binding: the trap.
+        let bare = user.replace("+?1", "?1");
+        for i in 0..5 {
+            conn.row(&bare, [format!("u{i}")], |_| Ok(())).unwrap();
+        }
+        let stmt = conn.prepare_cached(&bare).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 4);
     }
 }

@@ -1,6 +1,7 @@
 //! TOTP secrets in the store: sealed on write, opened on read, activated after the first
 //! valid code, the replay guard (`last_step`), and bulk import.
 
+use super::pool::Cached;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use subtle::ConstantTimeEq;
 
@@ -111,7 +112,7 @@ impl Store {
             if !same_secret(&stored, secret) {
                 return Err(StoreError::TotpChanged(name.clone()));
             }
-            let changed = tx.execute(
+            let changed = tx.exec(
                 "UPDATE totp SET active = 1, last_step = ?2 \
                  WHERE user_id = (SELECT id FROM users WHERE name = ?1) \
                    AND (last_step IS NULL OR last_step < ?2)",
@@ -143,74 +144,24 @@ impl Store {
     /// Group commit: callers that arrive while a write is in progress queue up, and the next
     /// one to find the writer free commits the whole queue in one transaction — one fsync
     /// for many logins, each still answered only once its step is durable.
+    ///
+    /// Blocks until the step is durable: for the CLI and blocking code. The daemon awaits
+    /// [`Store::accept_totp_step_async`] instead; both share one writer (see `worker`).
     pub fn accept_totp_step(&self, name: &str, step: u64) -> Result<bool, StoreError> {
         let name = self.normalize(name)?;
         let Ok(step) = i64::try_from(step) else {
             return Ok(false);
         };
-        let queue = &self.inner.steps;
-        let mut state = queue.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push((ticket, name, step));
-        loop {
-            if let Some(result) = state.results.remove(&ticket) {
-                return result;
-            }
-            if !state.writing {
-                state.writing = true;
-                let batch = std::mem::take(&mut state.waiting);
-                drop(state);
-                // Resets `writing` and wakes the queue even if the write unwinds.
-                let guard = WriterGuard(queue);
-                let results = self.write_steps(&batch);
-                guard.disarm();
-                state = queue.lock();
-                for ((ticket, _, _), result) in batch.iter().zip(results) {
-                    state.results.insert(*ticket, result);
-                }
-                state.writing = false;
-                queue.done.notify_all();
-                continue;
-            }
-            state = queue.done.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
+        self.inner.workers.accept_step_blocking(name, step)
     }
 
-    /// One transaction for a batch of step updates; a result per update.
-    fn write_steps(&self, batch: &[(u64, String, i64)]) -> Vec<Result<bool, StoreError>> {
-        let fail_all = |e: &dyn std::fmt::Display| {
-            batch
-                .iter()
-                .map(|_| {
-                    Err(StoreError::Corrupt(format!(
-                        "replay guard write failed: {e}"
-                    )))
-                })
-                .collect()
+    /// [`Store::accept_totp_step`] for async code: the task waits, no thread does.
+    pub async fn accept_totp_step_async(&self, name: &str, step: u64) -> Result<bool, StoreError> {
+        let name = self.normalize(name)?;
+        let Ok(step) = i64::try_from(step) else {
+            return Ok(false);
         };
-        let mut conn = match self.inner.pool.get() {
-            Ok(c) => c,
-            Err(e) => return fail_all(&e),
-        };
-        let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(&e),
-        };
-        let mut results = Vec::with_capacity(batch.len());
-        for (_, name, step) in batch {
-            let changed = tx.execute(
-                "UPDATE totp SET last_step = ?2 \
-                 WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND active = 1 \
-                   AND (last_step IS NULL OR last_step < ?2)",
-                params![name, step],
-            );
-            results.push(changed.map(|n| n == 1).map_err(StoreError::from));
-        }
-        match tx.commit() {
-            Ok(()) => results,
-            Err(e) => fail_all(&e),
-        }
+        self.inner.workers.accept_step(name, step).await
     }
 
     /// Imports TOTP secrets (migration from another system) in one transaction, as active.
@@ -266,7 +217,7 @@ impl Store {
         let (id, created) = match user_id(tx, &name) {
             Ok(id) => (id, false),
             Err(StoreError::NotFound(_)) => {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO users (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
                     params![name, now()],
                 )?;
@@ -274,7 +225,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let has_totp: bool = tx.query_row(
+        let has_totp: bool = tx.row(
             "SELECT EXISTS (SELECT 1 FROM totp WHERE user_id = ?1)",
             [id],
             |r| r.get(0),
@@ -305,7 +256,7 @@ impl Store {
         let period =
             i64::try_from(params.period).map_err(|_| StoreError::Corrupt("period".to_owned()))?;
         let now = now();
-        tx.execute(
+        tx.exec(
             "INSERT INTO totp (user_id, key_id, nonce, sealed, digits, period, algorithm, active, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (user_id) DO UPDATE SET \
@@ -325,7 +276,7 @@ impl Store {
                 now
             ],
         )?;
-        tx.execute(
+        tx.exec(
             "UPDATE users SET updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
@@ -341,10 +292,10 @@ impl Store {
     ) -> Result<Option<SealedRow>, StoreError> {
         let sql = format!(
             "SELECT {SEALED_COLUMNS} FROM totp t JOIN users u ON u.id = t.user_id \
-             WHERE u.name = ?1 AND (t.active = 1 OR ?2 = 0)"
+             WHERE u.name = +?1 AND (t.active = 1 OR +?2 = 0)"
         );
         let row = conn
-            .query_row(&sql, params![name, active_only], |row| {
+            .row(&sql, params![name, active_only], |row| {
                 Ok(SealedRow {
                     key_id: row.get(0)?,
                     nonce: row.get(1)?,
@@ -623,46 +574,5 @@ mod tests {
         assert!(store.accept_totp_step("alice", step).unwrap());
         let again = totp::verify(&stored, &code, now + 5, 1).unwrap();
         assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
-    }
-}
-
-/// The queue behind [`Store::accept_totp_step`]'s group commit. A std mutex and condvar:
-/// callers are blocking (they run on the blocking pool), and the lock is never held
-/// during the SQLite write itself.
-#[derive(Debug, Default)]
-pub(crate) struct StepQueue {
-    state: std::sync::Mutex<StepState>,
-    done: std::sync::Condvar,
-}
-
-#[derive(Debug, Default)]
-struct StepState {
-    next_ticket: u64,
-    waiting: Vec<(u64, String, i64)>,
-    results: std::collections::HashMap<u64, Result<bool, StoreError>>,
-    writing: bool,
-}
-
-impl StepQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, StepState> {
-        // Every critical section leaves the state consistent, so a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Frees the writer's place and wakes the queue if a batch write unwinds (the normal
-/// path does this itself, under the lock it already holds).
-struct WriterGuard<'a>(&'a StepQueue);
-
-impl WriterGuard<'_> {
-    fn disarm(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.lock().writing = false;
-        self.0.done.notify_all();
     }
 }
