@@ -709,6 +709,7 @@ mod tests {
             workload: Workload::new(WorkloadOptions {
                 mode: Mode::Pap,
                 users: Users {
+                    first: 0,
                     count: 10,
                     name_prefix: "user".into(),
                     password_prefix: "pw-".into(),

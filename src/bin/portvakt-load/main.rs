@@ -98,6 +98,10 @@ struct UserArgs {
     /// How many numbered users; logins go round-robin over them.
     #[arg(long = "users", id = "users", default_value_t = 1000)]
     count: u32,
+    /// The number of the first user (a slice of a larger population: with `--first-user
+    /// 5000 --users 100` the run logs in as user5000…user5099).
+    #[arg(long, default_value_t = 0)]
+    first_user: u32,
     /// User-Name prefix (`user0000`, `user0001`, …).
     #[arg(long, default_value = "user")]
     name_prefix: String,
@@ -112,6 +116,7 @@ struct UserArgs {
 impl UserArgs {
     fn users(&self) -> Users {
         Users {
+            first: self.first_user,
             count: self.count,
             name_prefix: self.name_prefix.clone(),
             password_prefix: self.password_prefix.clone(),

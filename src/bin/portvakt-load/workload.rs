@@ -54,8 +54,12 @@ impl Mode {
 }
 
 /// The numbered users: `user0000`/`pw-0000`/`class-0000` and so on, as the bench upstream has them.
+/// A run may take a slice of a larger population (`first`, `count`): the numbers, and so the
+/// names, do not depend on the slice (at least four digits, more only when needed).
 #[derive(Debug, Clone)]
 pub(crate) struct Users {
+    /// The number of the first user of this run.
+    pub(crate) first: u32,
     /// How many users; logins go round-robin over them.
     pub(crate) count: u32,
     /// User-Name prefix.
@@ -67,24 +71,25 @@ pub(crate) struct Users {
 }
 
 impl Users {
-    fn width(&self) -> usize {
-        self.count.saturating_sub(1).to_string().len().max(4)
+    /// The user number of the `i`th user of this run.
+    fn number(&self, i: u32) -> u64 {
+        u64::from(self.first) + u64::from(i)
     }
 
     /// The `i`th User-Name.
     pub(crate) fn name(&self, i: u32) -> String {
-        format!("{}{i:0w$}", self.name_prefix, w = self.width())
+        format!("{}{:04}", self.name_prefix, self.number(i))
     }
 
     /// The `i`th password.
     pub(crate) fn password(&self, i: u32) -> String {
-        format!("{}{i:0w$}", self.password_prefix, w = self.width())
+        format!("{}{:04}", self.password_prefix, self.number(i))
     }
 
     /// The `i`th user's Class, if checked.
     pub(crate) fn class(&self, i: u32) -> Option<String> {
         let p = self.class_prefix.as_ref()?;
-        Some(format!("{p}{i:0w$}", w = self.width()))
+        Some(format!("{p}{:04}", self.number(i)))
     }
 }
 
@@ -518,6 +523,7 @@ mod tests {
         Workload::new(WorkloadOptions {
             mode,
             users: Users {
+                first: 0,
                 count: 1000,
                 name_prefix: "user".into(),
                 password_prefix: "pw-".into(),
@@ -564,7 +570,7 @@ mod tests {
     const EXPECTED_CODE: &str = "072415";
 
     #[test]
-    fn users_are_numbered_with_a_fixed_width() {
+    fn user_names_depend_on_the_number_not_the_slice() {
         let u = workload(Mode::Pap, 0).users;
         assert_eq!(
             (u.name(7), u.password(7), u.class(7)),
@@ -574,11 +580,18 @@ mod tests {
                 Some("class-0007".into())
             )
         );
+        let slice = Users {
+            first: 123_000,
+            count: 100_000,
+            ..u.clone()
+        };
+        assert_eq!(slice.name(7), "user123007");
+        assert_eq!(slice.password(0), "pw-123000");
         let wide = Users {
             count: 100_000,
             ..u
         };
-        assert_eq!(wide.name(7), "user00007");
+        assert_eq!(wide.name(7), "user0007", "the count does not change a name");
     }
 
     #[test]
