@@ -217,9 +217,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// The daemon's runtime: `server.workers` threads run requests (see `default_workers`
+/// in the config). Store work goes to the blocking pool either way.
+fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 fn serve(settings: Settings) -> ExitCode {
-    let rt = match runtime() {
+    let rt = match daemon_runtime(settings.workers) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portvakt: {e:#}");
