@@ -218,6 +218,10 @@ pub struct RawServer {
     /// On SIGTERM/SIGINT, how long requests in progress may take to finish.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Threads that run requests: 1 runs everything on one thread (no hand-offs
+    /// between threads), more runs a work-stealing pool of that many.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
 }
 
 impl Default for RawServer {
@@ -229,6 +233,7 @@ impl Default for RawServer {
             duplicate_window: default_duplicate_window(),
             max_in_flight: default_max_in_flight(),
             shutdown_grace: default_shutdown_grace(),
+            workers: default_workers(),
         }
     }
 }
@@ -248,6 +253,14 @@ fn default_max_in_flight() -> usize {
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(5)
 }
+/// One thread: measured on two cores (PAP, 16 in flight, interleaved rounds), a
+/// pass-through request cost 22.3 µs of CPU on one thread against 25.0 µs on two, and
+/// one thread carried about 29,000 requests a second against 26,000 on two.
+fn default_workers() -> usize {
+    1
+}
+/// More request threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 256;
 fn yes() -> bool {
     true
 }
@@ -381,6 +394,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Threads that run requests (1: a single-threaded runtime).
+    pub workers: usize,
     /// RADIUS clients.
     pub clients: Vec<ClientSettings>,
     /// Upstream servers, sorted by priority.
@@ -620,6 +635,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if !(1..=MAX_WORKERS).contains(&server.workers) {
+            return Err(ConfigError::new(
+                "server.workers",
+                format!("must be from 1 to {MAX_WORKERS}"),
+            ));
+        }
         let dictionary = Arc::new(match &server.dictionaries {
             None => Dictionary::builtin(),
             Some(dir) => Dictionary::load(&base.join(dir).join("dictionary"))
@@ -690,6 +711,7 @@ impl Settings {
             duplicate_window: server.duplicate_window,
             max_in_flight: server.max_in_flight,
             shutdown_grace: server.shutdown_grace,
+            workers: server.workers,
             clients,
             upstreams,
             directory,

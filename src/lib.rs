@@ -24,6 +24,7 @@
 //! - [`config`]: TOML → typed [`config::Settings`], validated before any socket is bound.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
 //! - [`audit`]: escaping for log lines.
+//! - [`logsink`]: log lines buffered in memory and written by their own thread.
 //! - [`challenge`]: pending second-factor challenges (our State → the waiting login).
 //! - [`mfa`]: checking second-factor codes against the store (off the async threads).
 //! - [`login`]: a challenge-aware RADIUS client (`portvakt login`, tests, tools).
@@ -48,6 +49,7 @@ pub mod daemon;
 pub mod factor;
 pub mod limits;
 pub mod login;
+pub mod logsink;
 pub mod mfa;
 pub mod origin;
 pub mod pipeline;

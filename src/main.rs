@@ -16,6 +16,7 @@ use portvakt::cli::{self, CliIo, StoreCommand, user::UserCommand};
 use portvakt::config::Settings;
 use portvakt::daemon::{self, Daemon, Listener};
 use portvakt::login::{self, RadiusClient};
+use portvakt::logsink;
 use portvakt::radius::dictionary::Dictionary;
 use portvakt::radius::{Code, Packet, attr, display};
 use portvakt::secret::Secret;
@@ -138,7 +139,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Dropped when main returns, after the daemon has drained: every buffered line is written.
+    let _log = init_logging(cli.log_format);
     // Before any settings are loaded: the push and SMS providers build TLS clients then.
     portvakt::factor::install_crypto_provider();
     match cli.command {
@@ -215,9 +217,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// The daemon's runtime: `server.workers` threads run requests (see `default_workers`
+/// in the config). Store work goes to the blocking pool either way.
+fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 fn serve(settings: Settings) -> ExitCode {
-    let rt = match runtime() {
+    let rt = match daemon_runtime(settings.workers) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portvakt: {e:#}");
@@ -432,7 +450,9 @@ async fn watchdog(every: std::time::Duration) {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the subscriber. Text and JSON lines go through a [`logsink::Sink`], whose
+/// guard must live until the end of `main`; the journal is written directly.
+fn init_logging(format: LogFormat) -> Option<logsink::SinkGuard> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_env("PORTVAKT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -444,22 +464,19 @@ fn init_logging(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     if journald && let Ok(layer) = tracing_journald::layer() {
         registry.with(layer).init();
-        return;
+        return None;
     }
+    let (sink, guard) = logsink::spawn(std::io::stderr());
     match format {
         LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
+            .with(fmt::layer().json().flatten_event(true).with_writer(sink))
             .init(),
         _ => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
             registry
-                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+                .with(fmt::layer().with_ansi(ansi).with_writer(sink))
                 .init();
         }
     }
+    Some(guard)
 }

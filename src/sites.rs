@@ -528,6 +528,10 @@ impl Exceptions {
     ///
     /// When both could apply, `mfa` wins.
     pub fn user(&self, user: &str) -> Option<&ExceptionEntry> {
+        // No user exceptions (the usual case): nothing to lowercase on every request.
+        if self.users.is_empty() {
+            return None;
+        }
         let full = user.to_lowercase();
         let trimmed = full.trim();
         let mfa = [trimmed, bare_user(trimmed)]

@@ -203,6 +203,11 @@ impl Upstreams {
     /// among equal priorities; dead servers only when none is alive.
     fn order(&self, port: Port, state: Option<&[u8]>) -> Vec<Arc<Server>> {
         let usable = |s: &&Arc<Server>| port == Port::Auth || s.acct.is_some();
+        // One server (the common case) has one order, pinned or not, dead or alive: no
+        // lookup, no rotation, and one allocation instead of four on every request.
+        if let [only] = self.servers.as_slice() {
+            return std::iter::once(only).filter(usable).cloned().collect();
+        }
         let mut order: Vec<Arc<Server>> = Vec::with_capacity(self.servers.len());
         if let Some(i) = state.and_then(|st| self.pinned(st)) {
             order.push(self.servers[i].clone());

@@ -159,22 +159,24 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
         input,
         before,
     } = login;
-    let binding = user.as_ref().map(|user| Binding {
+    // Built only where a challenge needs it: a pass-through login never does, and these
+    // are four allocations on every request.
+    let bind = |user: &String| Binding {
         user: user.clone(),
         client: client.name.clone(),
         nas: src.ip(),
         station: request.attr(attr::CALLING_STATION_ID).map(<[u8]>::to_vec),
         site: before.site.as_ref().map(|s| s.name.clone()),
-    });
+    };
 
     // Our State: the answer to our challenge. Anyone else's State (an EAP round, the
     // directory's own challenge) is decided like any other request below, so the final
     // Accept of such a conversation still needs the second factor.
     if let Some(state) = request.state().filter(|s| Challenges::is_ours(s)) {
-        let Some(binding) = binding.as_ref() else {
+        let Some(binding) = user.as_ref().map(bind) else {
             return Ok(reject(request, "state_invalid"));
         };
-        return match ctx.challenges.take(state, binding) {
+        return match ctx.challenges.take(state, &binding) {
             Taken::Found(pending) => answer_challenge(ctx, request, nas, typed, *pending).await,
             Taken::Refused | Taken::NotOurs => Ok(reject(request, "state_invalid")),
         };
@@ -182,22 +184,25 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
 
     let origin = input.origin;
     let described = format!("origin {origin}; {before}");
-    let explained = |mut a: Answer| {
-        a.decision = Some(described.clone());
+    // Each way out below uses it once: moved, not copied.
+    let explained = move |mut a: Answer| {
+        a.decision = Some(described);
         a
     };
     if before.action == Action::Reject {
         return Ok(explained(reject(request, "policy_deny")));
     }
     if before.action == Action::PassThrough && !before.groups_pending {
-        return forward(ctx, request, nas, typed, "pass_through")
+        let name = user.as_deref().unwrap_or_default();
+        return forward(ctx, request, nas, typed, name, "pass_through")
             .await
             .map(explained);
     }
-    let (Some(user), Some(binding)) = (user, binding) else {
+    let Some(user) = user else {
         // No usable User-Name, yet a second factor is due: nothing to check it against.
         return Ok(explained(reject(request, "bad_user_name")));
     };
+    let binding = bind(&user);
 
     if let SecondFactorMode::Append { separator } = &client.second_factor
         && before.action == Action::SecondFactor
@@ -315,13 +320,10 @@ async fn forward(
     request: &Packet,
     nas: Keying<'_>,
     password: Option<Zeroizing<Vec<u8>>>,
+    user: &str,
     reason: &'static str,
 ) -> Handled {
-    let user = request
-        .user_name()
-        .and_then(|u| ctx.normalize_user(u))
-        .unwrap_or_default();
-    match ask_directory(ctx, request, password, &user).await? {
+    match ask_directory(ctx, request, password, user).await? {
         Directory::Accepted(granted) => release(ctx, request, nas, granted, reason),
         other => other.relay(ctx, request, nas),
     }
