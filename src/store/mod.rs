@@ -266,7 +266,7 @@ impl Store {
     /// every login's read behind it.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.clone();
         self.inner.workers.read(move || f(&store)).await

@@ -157,6 +157,48 @@ impl Drop for Lease<'_> {
     }
 }
 
+/// Statements cached per connection: more than the store has (about 60), so that none is
+/// evicted and parsed again.
+const STATEMENT_CACHE: usize = 128;
+
+/// `execute` and `query_row` through the connection's statement cache.
+///
+/// rusqlite's own `Connection::execute` and `query_row` parse the SQL on every call; on the
+/// login path (user, secret, replay step: thousands of times a second) parsing and planning
+/// cost several times more than running the statement (seen in a profile of the MFA bench:
+/// most of portvakt's CPU was `sqlite3RunParser` and friends). A transaction derefs to its
+/// connection, so `tx.exec(…)` works the same.
+///
+/// One more SQLite trap for cached statements: in a query that joins tables, a bare
+/// parameter compared in `WHERE` (`u.name = ?1`) makes SQLite (built with STAT4, as the
+/// bundled one is) recompile the statement whenever that parameter is bound to a new value,
+/// which on the login path is every time. Joins here therefore write `+?1`: the same value
+/// and the same index search, but no recompilation (`a_cached_join_is_not_recompiled`).
+pub(crate) trait Cached {
+    /// Runs a statement that returns no rows; the number of rows changed.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+
+    /// Runs a query and maps its first row (`QueryReturnedNoRows` if there is none).
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,47 +260,5 @@ mod tests {
         assert!(pool.get().is_err());
         assert!(!path.exists());
         assert_eq!(pool.lock().open, 0);
-    }
-}
-
-/// Statements cached per connection: more than the store has (about 60), so that none is
-/// evicted and parsed again.
-const STATEMENT_CACHE: usize = 128;
-
-/// `execute` and `query_row` through the connection's statement cache.
-///
-/// rusqlite's own `Connection::execute` and `query_row` parse the SQL on every call; on the
-/// login path (user, secret, replay step: thousands of times a second) parsing and planning
-/// cost several times more than running the statement (seen in a profile of the MFA bench:
-/// most of portvakt's CPU was `sqlite3RunParser` and friends). A transaction derefs to its
-/// connection, so `tx.exec(…)` works the same.
-///
-/// One more SQLite trap for cached statements: in a query that joins tables, a bare
-/// parameter compared in `WHERE` (`u.name = ?1`) makes SQLite (built with STAT4, as the
-/// bundled one is) recompile the statement whenever that parameter is bound to a new value,
-/// which on the login path is every time. Joins here therefore write `+?1`: the same value
-/// and the same index search, but no recompilation (`a_cached_join_is_not_recompiled`).
-pub(crate) trait Cached {
-    /// Runs a statement that returns no rows; the number of rows changed.
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-
-    /// Runs a query and maps its first row (`QueryReturnedNoRows` if there is none).
-    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
-}
-
-impl Cached for Connection {
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.prepare_cached(sql)?.query_row(params, f)
     }
 }
