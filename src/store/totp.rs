@@ -428,6 +428,47 @@ mod tests {
         );
     }
 
+    /// The writer thread's group commit keeps the replay guard's promise: of many concurrent
+    /// submissions of one step exactly one is accepted, while other users' steps in the same
+    /// batches all are; and every answer comes only after the step is on disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_async_steps_accept_each_step_once() {
+        let (_dir, store) = temp_store();
+        for name in ["alice", "bob", "carol", "dave"] {
+            store.add_user(name).unwrap();
+            store.set_totp(name, &secret(1), true).unwrap();
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let store = store.clone();
+            // alice submits step 700 32 times; the others step 700 + i once each.
+            let (name, step) = match i % 2 {
+                0 => ("alice", 700),
+                _ => (["bob", "carol", "dave"][i % 3], 700 + i as u64),
+            };
+            tasks
+                .spawn(async move { (name, step, store.accept_totp_step_async(name, step).await) });
+        }
+        let mut accepted = std::collections::HashMap::<&str, Vec<u64>>::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (name, step, result) = joined.unwrap();
+            if result.unwrap() {
+                accepted.entry(name).or_default().push(step);
+            }
+        }
+        assert_eq!(accepted["alice"], [700], "one of 32 identical submissions");
+        // Within one user, a later step accepted before an earlier one refuses the earlier:
+        // what counts is that nothing was accepted twice and the store holds the highest.
+        for name in ["bob", "carol", "dave"] {
+            let steps = &accepted[name];
+            let last = store.user(name).unwrap().unwrap().totp.unwrap().last_step;
+            assert_eq!(last, steps.iter().max().copied(), "{name}: {steps:?}");
+        }
+        // Durable: a new handle on the same file sees the steps.
+        let reopened = Store::open(store.path(), &key(1)).unwrap();
+        assert!(!reopened.accept_totp_step("alice", 700).unwrap());
+    }
+
     #[test]
     fn replacing_a_secret_keeps_the_step_unless_the_period_changes() {
         let (_dir, store) = temp_store();
