@@ -465,6 +465,8 @@ async fn respond(
                 target: "portvakt::audit",
                 client = %audit.client,
                 user = audit.user.as_deref().unwrap_or("-"),
+                nas = audit.nas.as_deref().unwrap_or("-"),
+                station = audit.station.as_deref().unwrap_or("-"),
                 result = audit.result,
                 reason = audit.reason,
                 decision = audit.decision.as_deref().unwrap_or("-"),

@@ -77,6 +77,11 @@ pub struct Audit {
     pub client: String,
     /// The User-Name, escaped for logs.
     pub user: Option<String>,
+    /// The NAS as it names itself: NAS-Identifier, else NAS-IP-Address or NAS-IPv6-Address
+    /// (escaped; to match the line with the gateway's own log).
+    pub nas: Option<String>,
+    /// Calling-Station-Id as sent (escaped): the user's address or device, as the NAS saw it.
+    pub station: Option<String>,
     /// The reply code sent.
     pub result: &'static str,
     /// Why (e.g. `pass_through`, `otp_ok`, `otp_bad`, `policy_deny`).
@@ -132,6 +137,10 @@ pub async fn handle(
     let audit = Audit {
         client: client.name.clone(),
         user: request.user_name().map(crate::audit::escape),
+        nas: crate::audit::nas(&request),
+        station: request
+            .attr(attr::CALLING_STATION_ID)
+            .map(crate::audit::escape),
         result: answer.reply.code.name(),
         reason: answer.reason,
         decision: answer.decision,

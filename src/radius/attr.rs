@@ -54,6 +54,8 @@ pub const TUNNEL_PASSWORD: u8 = 69;
 pub const EAP_MESSAGE: u8 = 79;
 /// Message-Authenticator (RFC 3579 §3.2): HMAC-MD5 over the packet.
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;
+/// NAS-IPv6-Address (RFC 3162 §2.1).
+pub const NAS_IPV6_ADDRESS: u8 = 95;
 
 /// Microsoft's SMI enterprise number (RFC 2548).
 pub const VENDOR_MICROSOFT: u32 = 311;

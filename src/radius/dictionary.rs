@@ -607,6 +607,7 @@ mod tests {
             ("Tunnel-Password", attr::TUNNEL_PASSWORD),
             ("EAP-Message", attr::EAP_MESSAGE),
             ("Message-Authenticator", attr::MESSAGE_AUTHENTICATOR),
+            ("NAS-IPv6-Address", attr::NAS_IPV6_ADDRESS),
         ];
         let vendor: &[(&str, u32, u8)] = &[
             (

@@ -41,6 +41,8 @@ const HOSTILE_USER_ESCAPED: &str = "mallory\\x0a{\"level\":\"ERROR\",\"message\"
 const HOSTILE_STATION: &[u8] = b"203.0.113.7\n{\"message\":\"forged-station\"}\x1b[2J";
 /// How it must appear inside the audit line's decision (`origin.rs` escapes with `escape_ascii`, not `audit::escape`).
 const HOSTILE_STATION_ESCAPED: &str = r#"203.0.113.7\n{\"message\":\"forged-station\"}\x1b[2J"#;
+/// How it must appear in the audit line's own `station` field (`audit::escape`).
+const HOSTILE_STATION_AUDIT: &str = "203.0.113.7\\x0a{\"message\":\"forged-station\"}\\x1b[2J";
 
 fn base32(seed: &[u8]) -> String {
     base32::encode(base32::Alphabet::Rfc4648 { padding: false }, seed)
@@ -491,7 +493,15 @@ fn check_audit(lines: &[serde_json::Map<String, Value>], canaries: &Canaries) ->
     got.sort();
     assert_eq!(got, expected, "one audit line per reply, with its reason");
     for line in &audit {
-        for key in ["client", "user", "result", "reason", "duration_ms"] {
+        for key in [
+            "client",
+            "user",
+            "nas",
+            "station",
+            "result",
+            "reason",
+            "duration_ms",
+        ] {
             ensure!(line.contains_key(key), "audit line without {key}: {line:?}");
         }
     }
@@ -519,6 +529,15 @@ fn check_audit(lines: &[serde_json::Map<String, Value>], canaries: &Canaries) ->
     ensure!(
         decision.contains(HOSTILE_STATION_ESCAPED),
         "the hostile Calling-Station-Id, escaped, in the decision: {decision}"
+    );
+    let stations: Vec<_> = audit.iter().filter_map(|l| field(l, "station")).collect();
+    ensure!(
+        stations.iter().any(|s| s == HOSTILE_STATION_AUDIT),
+        "the hostile Calling-Station-Id, escaped, as the station: {stations:?}"
+    );
+    ensure!(
+        stations.iter().any(|s| s == HOME),
+        "a plain Calling-Station-Id as sent: {stations:?}"
     );
     // The drops were logged (so debug level was on), with no more than their source.
     let messages: Vec<String> = lines.iter().filter_map(|l| field(l, "message")).collect();
