@@ -177,7 +177,9 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
             return Ok(reject(request, "state_invalid"));
         };
         return match ctx.challenges.take(state, &binding) {
-            Taken::Found(pending) => answer_challenge(ctx, request, nas, typed, *pending).await,
+            Taken::Found(pending) => {
+                Box::pin(answer_challenge(ctx, request, nas, typed, *pending)).await
+            }
             Taken::Refused | Taken::NotOurs => Ok(reject(request, "state_invalid")),
         };
     }
@@ -207,7 +209,7 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
     if let SecondFactorMode::Append { separator } = &client.second_factor
         && before.action == Action::SecondFactor
     {
-        return appended(ctx, request, nas, typed, &user, separator)
+        return Box::pin(appended(ctx, request, nas, typed, &user, separator))
             .await
             .map(explained);
     }
@@ -375,7 +377,10 @@ async fn challenge(
     }
     if let SecondFactorMode::Hold { timeout } = client.second_factor {
         let login = push::Login::new(ctx, client, request, nas, &binding, decision);
-        return push::hold(&login, granted, timeout).await;
+        // Boxed, here and at the other push and SMS steps: their futures (an HTTP call
+        // to the provider) are large, and unboxed they would size every request's task,
+        // pass-through included (see `pipeline::tests::request_task_stays_small`).
+        return Box::pin(push::hold(&login, granted, timeout)).await;
     }
     // Only a PAP login can answer a code prompt: the answer comes back in User-Password.
     // EAP, MS-CHAP and CHAP gateways cannot (an Access-Challenge would break EAP, and
@@ -385,7 +390,7 @@ async fn challenge(
         return Ok(reject(request, "second_factor_unsupported"));
     }
     let login = push::Login::new(ctx, client, request, nas, &binding, decision);
-    push::first_challenge(&login, granted).await
+    Box::pin(push::first_challenge(&login, granted)).await
 }
 
 /// Sends an Access-Challenge with `prompt` and keeps the login under its new State.
@@ -441,7 +446,7 @@ async fn answer_challenge(
     pending: crate::challenge::Pending,
 ) -> Handled {
     if pending.asked != Asked::Code {
-        return push::answer(ctx, request, nas, typed, pending).await;
+        return Box::pin(push::answer(ctx, request, nas, typed, pending)).await;
     }
     let Some(store) = ctx.store.as_ref() else {
         return Ok(reject(request, "no_store"));

@@ -28,7 +28,7 @@ use crate::origin::find_origin;
 use crate::policy::Decision;
 use crate::radius::{Keying, Packet};
 use crate::store::{CodeCheck as SmsCheck, CodePurpose};
-use crate::store::{Store, StoreError, User};
+use crate::store::{Store, User};
 
 /// How long an empty answer to a push challenge (the user pressed Enter) waits for the
 /// approval before the prompt is shown again.
@@ -115,22 +115,6 @@ pub(super) fn can_push(ctx: &Context, user: &User) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct StoreFailed;
 
-/// Runs `f` on the store on the blocking pool (SQLite blocks); errors are logged.
-async fn blocking<T: Send + 'static>(
-    store: &Store,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreFailed> {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(Ok(t)) => Ok(t),
-        Ok(Err(e)) => {
-            tracing::error!("user store: {e}");
-            Err(StoreFailed)
-        }
-        Err(_) => Err(StoreFailed),
-    }
-}
-
 /// The user's record, read on the store's reader thread.
 pub(super) async fn lookup(store: &Store, user: &str) -> Result<Option<User>, StoreFailed> {
     let user = user.to_owned();
@@ -186,9 +170,12 @@ pub(super) async fn start(login: &Login<'_>, prompt: bool) -> Push {
         }
     };
     let user = login.binding.user.clone();
-    let topics = match blocking(store, move |s| s.push_topics(&user)).await {
+    // On the store's reader thread, like every other read on the login path: a burst of
+    // held logins must not start a blocking-pool thread each.
+    let topics = match store.read(move |s| s.push_topics(&user)).await {
         Ok(devices) => devices.into_iter().map(|(_, t)| t).collect::<Vec<Topic>>(),
-        Err(StoreFailed) => {
+        Err(e) => {
+            tracing::error!("user store: {e}");
             approvals.finish(started.id);
             return Push::Failed {
                 reason: "store_failed",
@@ -256,7 +243,9 @@ pub(super) async fn hold(login: &Login<'_>, granted: Granted, timeout: Duration)
             Ok(reject(request, "second_factor_unsupported"))
         };
     }
-    let id = match start(login, false).await {
+    // Boxed: the push's HTTP call is done before the wait begins, and its space must not
+    // stay part of every held login for the whole hold.
+    let id = match Box::pin(start(login, false)).await {
         Push::Pending { id, .. } => id,
         Push::Remembered(true) => return release(ctx, request, nas, granted, "push_remembered"),
         // Counted once, when the phone denied: not again for each retry.
