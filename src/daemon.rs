@@ -23,6 +23,7 @@ use crate::challenge::Challenges;
 use crate::clients::Clients;
 use crate::config::{KeySource, Settings};
 use crate::limits::Limiter;
+use crate::outbox::Outbox;
 use crate::pipeline::{self, Outcome};
 use crate::replay::Replay;
 use crate::store::{Store, StoreKey, StoreOptions};
@@ -62,7 +63,7 @@ pub enum Listener {
 pub struct Stats {
     /// Datagrams received.
     pub received: AtomicU64,
-    /// Replies sent (including cached resends).
+    /// Replies the kernel took (including cached resends).
     pub replies: AtomicU64,
     /// Cached replies sent again for retransmissions.
     pub resent: AtomicU64,
@@ -242,7 +243,21 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let permits = Arc::new(Permits::new(self.ctx.settings.max_in_flight));
         let mut loops = Vec::new();
+        // The outboxes outlive the receive loops: requests that finish during the drain
+        // still get their replies out.
+        let flush_stop = CancellationToken::new();
+        let mut flushers = Vec::new();
         for (listener, socket) in &self.sockets {
+            let outbox = Arc::new(Outbox::new());
+            flushers.push(tokio::spawn({
+                let (ctx, outbox, socket, stop) = (
+                    self.ctx.clone(),
+                    outbox.clone(),
+                    socket.clone(),
+                    flush_stop.clone(),
+                );
+                async move { outbox.run(&socket, &ctx.stats.replies, stop).await }
+            }));
             let ctx = self.ctx.clone();
             let (socket, tracker, permits, shutdown) = (
                 socket.clone(),
@@ -251,7 +266,7 @@ impl Daemon {
                 shutdown.clone(),
             );
             loops.push(tokio::spawn(receive(
-                ctx, *listener, socket, tracker, permits, shutdown,
+                ctx, *listener, socket, outbox, tracker, permits, shutdown,
             )));
         }
         let purge = tokio::spawn(purge(self.ctx.clone(), shutdown.clone()));
@@ -273,6 +288,10 @@ impl Daemon {
                 "requests still in progress after {grace:?}: {}; stopping anyway",
                 tracker.len()
             );
+        }
+        flush_stop.cancel();
+        for f in flushers {
+            let _ = f.await;
         }
         api_stop.cancel();
         if let Some(mut api) = api {
@@ -419,6 +438,7 @@ async fn receive(
     ctx: Arc<Context>,
     listener: Listener,
     socket: Arc<UdpSocket>,
+    outbox: Arc<Outbox>,
     tracker: TaskTracker,
     permits: Arc<Permits>,
     shutdown: CancellationToken,
@@ -441,23 +461,18 @@ async fn receive(
             continue;
         };
         let datagram = buf[..n].to_vec();
-        let (ctx, socket) = (ctx.clone(), socket.clone());
+        let (ctx, outbox) = (ctx.clone(), outbox.clone());
         tracker.spawn(async move {
             let started = Instant::now();
             let outcome = pipeline::handle(&ctx, listener, src, &datagram).await;
-            respond(&ctx, &socket, src, outcome, started).await;
+            respond(&ctx, &outbox, src, outcome, started);
             drop(permit);
         });
     }
 }
 
-async fn respond(
-    ctx: &Context,
-    socket: &UdpSocket,
-    src: SocketAddr,
-    outcome: Outcome,
-    started: Instant,
-) {
+/// Logs the outcome and queues the reply, if any (sent by the listener's [`Outbox`]).
+fn respond(ctx: &Context, outbox: &Outbox, src: SocketAddr, outcome: Outcome, started: Instant) {
     let bytes = match outcome {
         Outcome::Reply(bytes, audit) => {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -490,11 +505,7 @@ async fn respond(
             return;
         }
     };
-    if let Err(e) = socket.send_to(&bytes, src).await {
-        tracing::warn!(destination = %src, "cannot send reply: {e}");
-        return;
-    }
-    ctx.stats.replies.fetch_add(1, Ordering::Relaxed);
+    outbox.push(src, bytes);
 }
 
 /// Housekeeping: forgets old replies and expired challenges once a second, and lets the

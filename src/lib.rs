@@ -20,6 +20,8 @@
 //!   re-hiding passwords and re-encrypting keys on the way.
 //! - [`upstream`]: the directory servers: Identifier pools, verification, failover,
 //!   Status-Server probes.
+//! - [`outbox`]: replies queued by the request tasks, sent a scheduler turn at a time
+//!   with one `sendmmsg(2)`.
 //! - [`radius`]: the sans-IO RADIUS codec — bytes in, values out; no sockets, no clock.
 //! - [`config`]: TOML → typed [`config::Settings`], validated before any socket is bound.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
@@ -52,6 +54,7 @@ pub mod login;
 pub mod logsink;
 pub mod mfa;
 pub mod origin;
+pub mod outbox;
 pub mod pipeline;
 pub mod policy;
 pub mod radius;
