@@ -1,16 +1,16 @@
 //! The second factor on the RADIUS side: checking a code against the user store.
 //!
-//! The store is SQLite and blocking, so every call goes through `spawn_blocking`: a
-//! slow disk delays one login, never the receive loop. A code is accepted only if its
-//! time step is newer than the user's last accepted step, and that step is on disk
-//! before the Accept is sent (RFC 6238 §5.2: one code, one login — also across restarts).
+//! The store is SQLite and blocking, so its work runs on the store's own threads: a slow
+//! disk delays one login, never the receive loop. A code is accepted only if its time
+//! step is newer than the user's last accepted step, and that step is on disk before the
+//! Accept is sent (RFC 6238 §5.2: one code, one login — also across restarts).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
 use crate::factor::totp;
-use crate::store::Store;
+use crate::store::{Store, TotpCheck};
 
 /// What a code check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,46 +45,24 @@ impl CodeCheck {
 
 /// Checks `code` for `user` and, if right, records its step before returning.
 ///
-/// The lookup and the check run on the store's reader thread; the step is then awaited
-/// from the store's writer (group commit), so no thread waits for the fsync.
+/// Secret, check and step in one transaction of the store's writer thread (group commit),
+/// so no thread waits for the fsync and the login waits for one hop.
 pub async fn check_code(store: &Store, user: &str, code: Zeroizing<String>, skew: u8) -> CodeCheck {
-    let name = user.to_owned();
-    let verified = store
-        .read(move |store| Ok(verify_code(store, &name, &code, skew)))
+    let at = now();
+    let checked = store
+        .check_totp(user, move |secret| totp::verify(secret, &code, at, skew))
         .await;
-    let step = match verified {
-        Ok(Ok(step)) => step,
-        Ok(Err(check)) => return check,
-        Err(e) => {
-            tracing::error!("user store: {e}");
-            return CodeCheck::StoreFailed;
-        }
-    };
-    match store.accept_totp_step_async(user, step).await {
-        Ok(true) => CodeCheck::Accepted,
-        Ok(false) => CodeCheck::Replayed,
+    match checked {
+        Ok(TotpCheck::Accepted) => CodeCheck::Accepted,
+        Ok(TotpCheck::Wrong) => CodeCheck::Wrong,
+        Ok(TotpCheck::Replayed) => CodeCheck::Replayed,
+        Ok(TotpCheck::NotEnrolled) => CodeCheck::NotEnrolled,
+        Ok(TotpCheck::Disabled) => CodeCheck::Disabled,
         Err(e) => {
             tracing::error!("user store: {e}");
             CodeCheck::StoreFailed
         }
     }
-}
-
-/// The time step `code` is valid for, or why there is none.
-fn verify_code(store: &Store, user: &str, code: &str, skew: u8) -> Result<u64, CodeCheck> {
-    let secret = match store
-        .user(user)
-        .and_then(|u| Ok((u, store.totp_secret(user)?)))
-    {
-        Ok((Some(u), _)) if !u.enabled => return Err(CodeCheck::Disabled),
-        Ok((Some(_), Some(secret))) => secret,
-        Ok(_) => return Err(CodeCheck::NotEnrolled),
-        Err(e) => {
-            tracing::error!("user store: {e}");
-            return Err(CodeCheck::StoreFailed);
-        }
-    };
-    totp::verify(&secret, code, now(), skew).ok_or(CodeCheck::Wrong)
 }
 
 /// Checks a password against the built-in directory.

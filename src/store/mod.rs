@@ -50,7 +50,7 @@ pub use key::{KeyError, StoreKey};
 pub use lockouts::{LockReason, LockoutRow, lockout_name};
 pub use methods::PushDevice;
 pub use sms::{CodeCheck, CodePurpose, IssuedCode};
-pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpImport};
+pub use totp::{ImportMode, ImportRejection, ImportSummary, TotpCheck, TotpImport};
 pub use users::{TotpInfo, User, format_time};
 
 use pool::{Cached, Pool};

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use subtle::ConstantTimeEq;
 
 use super::seal::{TotpParams, totp_aad};
+use super::worker::record_step;
 use super::{Store, StoreError, now, user_id};
 use crate::factor::totp::{Algorithm, TotpSecret};
 
@@ -18,6 +19,21 @@ pub struct TotpImport {
     pub name: String,
     /// The secret and its parameters.
     pub secret: TotpSecret,
+}
+
+/// What [`Store::check_totp`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpCheck {
+    /// The code is right and its step is now recorded (durably): the login may go on.
+    Accepted,
+    /// Not a valid code for now.
+    Wrong,
+    /// A valid code whose step was already used: a replay.
+    Replayed,
+    /// No such user, or no active TOTP secret.
+    NotEnrolled,
+    /// The user is disabled.
+    Disabled,
 }
 
 /// What [`Store::import_totp`] does when some rows cannot be imported.
@@ -152,7 +168,9 @@ impl Store {
         let Ok(step) = i64::try_from(step) else {
             return Ok(false);
         };
-        self.inner.workers.accept_step_blocking(name, step)
+        self.inner
+            .workers
+            .write_blocking(move |conn| record_step(conn, &name, step))
     }
 
     /// [`Store::accept_totp_step`] for async code: the task waits, no thread does.
@@ -161,7 +179,58 @@ impl Store {
         let Ok(step) = i64::try_from(step) else {
             return Ok(false);
         };
-        self.inner.workers.accept_step(name, step).await
+        self.inner
+            .workers
+            .write(move |conn| record_step(conn, &name, step))
+            .await
+    }
+
+    /// A login's code check in one go: the user's active secret is read and the code
+    /// verified (`verify` returns the time step the code is valid for) and, if right, its
+    /// step recorded by the replay guard — all in one transaction of the store's writer
+    /// thread, answered once durable. One hop and no window between the check and the
+    /// record, where a read on the reader thread and then a step write took two.
+    pub async fn check_totp(
+        &self,
+        name: &str,
+        verify: impl FnOnce(&TotpSecret) -> Option<u64> + Send + 'static,
+    ) -> Result<TotpCheck, StoreError> {
+        let name = self.normalize(name)?;
+        let store = self.clone();
+        self.inner
+            .workers
+            .write(move |conn| store.check_totp_in(conn, &name, verify))
+            .await
+    }
+
+    fn check_totp_in(
+        &self,
+        conn: &Connection,
+        name: &str,
+        verify: impl FnOnce(&TotpSecret) -> Option<u64>,
+    ) -> Result<TotpCheck, StoreError> {
+        let enabled = conn
+            .row("SELECT enabled FROM users WHERE name = ?1", [name], |r| {
+                r.get::<_, bool>(0)
+            })
+            .optional()?;
+        match enabled {
+            None => return Ok(TotpCheck::NotEnrolled),
+            Some(false) => return Ok(TotpCheck::Disabled),
+            Some(true) => {}
+        }
+        let Some(row) = self.sealed_row(conn, name, true)? else {
+            return Ok(TotpCheck::NotEnrolled);
+        };
+        let secret = self.unseal(name, &row)?;
+        let Some(step) = verify(&secret).and_then(|s| i64::try_from(s).ok()) else {
+            return Ok(TotpCheck::Wrong);
+        };
+        Ok(if record_step(conn, name, step)? {
+            TotpCheck::Accepted
+        } else {
+            TotpCheck::Replayed
+        })
     }
 
     /// Imports TOTP secrets (migration from another system) in one transaction, as active.
@@ -615,5 +684,102 @@ mod tests {
         assert!(store.accept_totp_step("alice", step).unwrap());
         let again = totp::verify(&stored, &code, now + 5, 1).unwrap();
         assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
+    }
+
+    /// The login path's one-hop check: every outcome, each from its own cause.
+    #[tokio::test(flavor = "current_thread")]
+    async fn check_totp_reads_verifies_and_records_in_one_go() {
+        let (_dir, store) = temp_store();
+        let s = totp::generate_secret().unwrap();
+        for name in ["alice", "bob", "carol"] {
+            store.add_user(name).unwrap();
+        }
+        store.set_totp("alice", &s, true).unwrap();
+        store.set_totp("bob", &s, false).unwrap(); // enrolment not confirmed yet
+        store.set_totp("carol", &s, true).unwrap();
+        store.set_enabled("carol", false).unwrap();
+        let now = 1_800_000_000;
+        let code = totp::current_code(&s, now);
+        let check = |name: &'static str, code: String| {
+            let store = store.clone();
+            async move {
+                store
+                    .check_totp(name, move |secret| totp::verify(secret, &code, now, 1))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(check("alice", "000000".into()).await, TotpCheck::Wrong);
+        assert_eq!(check("alice", code.clone()).await, TotpCheck::Accepted);
+        assert_eq!(check("alice", code.clone()).await, TotpCheck::Replayed);
+        assert_eq!(
+            check("ALICE", code.clone()).await,
+            TotpCheck::Replayed,
+            "names are normalised"
+        );
+        assert_eq!(check("bob", code.clone()).await, TotpCheck::NotEnrolled);
+        assert_eq!(check("nobody", code.clone()).await, TotpCheck::NotEnrolled);
+        assert_eq!(check("carol", code.clone()).await, TotpCheck::Disabled);
+        let last = store
+            .user("alice")
+            .unwrap()
+            .unwrap()
+            .totp
+            .unwrap()
+            .last_step;
+        assert_eq!(last, Some(now / 30), "the step is recorded");
+        // A sealed row moved to another user does not open: an error, never a pass.
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.execute(
+            "UPDATE totp SET sealed = (SELECT sealed FROM totp t JOIN users u ON u.id = t.user_id \
+               WHERE u.name = 'alice') \
+             WHERE user_id = (SELECT id FROM users WHERE name = 'carol')",
+            [],
+        )
+        .unwrap();
+        store.set_enabled("carol", true).unwrap();
+        let tampered = store
+            .check_totp("carol", move |secret| totp::verify(secret, &code, now, 1))
+            .await;
+        assert!(
+            matches!(tampered, Err(StoreError::Tampered { .. })),
+            "{tampered:?}"
+        );
+    }
+
+    /// Many logins of one user with one code at once, batched by the writer: exactly one
+    /// is accepted.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_checks_of_one_code_accept_it_once() {
+        let (_dir, store) = temp_store();
+        store.add_user("alice").unwrap();
+        let s = totp::generate_secret().unwrap();
+        store.set_totp("alice", &s, true).unwrap();
+        let now = 1_800_000_000;
+        let code = totp::current_code(&s, now);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (store, code) = (store.clone(), code.clone());
+            tasks.spawn(async move {
+                store
+                    .check_totp("alice", move |secret| totp::verify(secret, &code, now, 1))
+                    .await
+                    .unwrap()
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            outcomes.push(joined.unwrap());
+        }
+        let accepted = outcomes
+            .iter()
+            .filter(|o| **o == TotpCheck::Accepted)
+            .count();
+        assert_eq!(accepted, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, TotpCheck::Accepted | TotpCheck::Replayed))
+        );
     }
 }

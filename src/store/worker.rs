@@ -6,9 +6,12 @@
 //!   reader needs a wake-up. `spawn_blocking` instead hands every job to a pool thread and
 //!   wakes one per job, and on a small machine those context switches cost more CPU than
 //!   the queries (measured in the MFA benchmark: README, "Performance").
-//! - The **step writer** is the replay guard's group commit: it takes every replay step
-//!   queued while it wrote the last batch and writes them in one transaction, so one fsync
-//!   makes many logins durable; each caller hears back only once its step is on disk.
+//! - The **step writer** is the replay guard's group commit: it takes every job queued
+//!   while it wrote the last batch and runs them in one transaction, so one fsync makes
+//!   many logins durable; each caller hears back only once its work is on disk. A job is
+//!   a replay step to record, or a whole code check (read the secret, verify the code,
+//!   record its step): one hop and one transaction for what took a read on the reader and
+//!   then a write here.
 //!
 //! Neither thread holds the store: jobs carry what they need, so the threads end when the
 //! last [`Store`](super::Store) handle (which owns the channels' senders) is dropped.
@@ -28,23 +31,75 @@ use super::pool::{Cached, configure};
 const MAX_BATCH: usize = 1024;
 
 /// A read job; it sends its own answer.
-type Job = Box<dyn FnOnce() + Send>;
+type ReadJob = Box<dyn FnOnce() + Send>;
 
-/// One replay step to record, with the way back to its caller.
-struct StepJob {
-    name: String,
-    step: i64,
-    done: Reply,
+/// Work for the writer thread, run inside a batch's transaction.
+trait WriteJob: Send {
+    /// Runs the job on the writer's connection, inside the batch's open transaction.
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Ran>;
+    /// The writer has no connection: the job cannot run.
+    fn refuse(self: Box<Self>, why: &str);
 }
 
-/// Where a step's result goes: an awaiting task, or a blocked thread (CLI, tests).
-enum Reply {
-    Async(tokio::sync::oneshot::Sender<Result<bool, StoreError>>),
-    Blocking(mpsc::SyncSender<Result<bool, StoreError>>),
+/// A job that has run and waits for its batch's commit before its caller hears of it.
+trait Ran: Send {
+    /// Whether the job's own statements failed (the writer reconnects for the next batch).
+    fn failed(&self) -> bool;
+    /// Answers the caller: the job's result if the batch committed, else the commit error.
+    fn finish(self: Box<Self>, committed: Result<(), &str>);
 }
 
-impl Reply {
-    fn send(self, result: Result<bool, StoreError>) {
+/// A job as a closure, with the way back to its caller.
+struct Job<F, T> {
+    work: F,
+    reply: Reply<T>,
+}
+
+/// A job's result, held until its batch is durable.
+struct Done<T> {
+    result: Result<T, StoreError>,
+    reply: Reply<T>,
+}
+
+impl<F, T> WriteJob for Job<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Ran> {
+        Box::new(Done {
+            result: (self.work)(conn),
+            reply: self.reply,
+        })
+    }
+
+    fn refuse(self: Box<Self>, why: &str) {
+        self.reply.send(Err(write_failed(why)));
+    }
+}
+
+impl<T: Send + 'static> Ran for Done<T> {
+    fn failed(&self) -> bool {
+        self.result.is_err()
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let result = match committed {
+            Ok(()) => self.result,
+            Err(why) => Err(write_failed(why)),
+        };
+        self.reply.send(result);
+    }
+}
+
+/// Where a job's result goes: an awaiting task, or a blocked thread (CLI, tests).
+enum Reply<T> {
+    Async(tokio::sync::oneshot::Sender<Result<T, StoreError>>),
+    Blocking(mpsc::SyncSender<Result<T, StoreError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, StoreError>) {
         // A caller that went away (its login was dropped) needs no answer.
         let _ = match self {
             Self::Async(tx) => tx.send(result).map_err(drop),
@@ -58,8 +113,8 @@ impl Reply {
 pub(crate) struct Workers {
     path: PathBuf,
     busy_timeout: Duration,
-    reader: OnceLock<Sender<Job>>,
-    writer: OnceLock<Sender<StepJob>>,
+    reader: OnceLock<Sender<ReadJob>>,
+    writer: OnceLock<Sender<Box<dyn WriteJob>>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -87,7 +142,7 @@ impl Workers {
         job: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let boxed: Job = Box::new(move || {
+        let boxed: ReadJob = Box::new(move || {
             let _ = tx.send(job());
         });
         let sent = self.reader_sender().send(boxed).is_ok();
@@ -102,30 +157,43 @@ impl Workers {
         }
     }
 
-    /// Queues a replay step and awaits its durable result.
-    pub(crate) async fn accept_step(&self, name: String, step: i64) -> Result<bool, StoreError> {
+    /// Runs `work` in the writer's next batch transaction and awaits its result, which
+    /// comes only once that transaction is durable. `work` must be short: the batch waits.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queue_step(name, step, Reply::Async(tx));
+        self.queue(Box::new(Job {
+            work,
+            reply: Reply::Async(tx),
+        }));
         rx.await.unwrap_or(Err(StoreError::WorkerGone("stopped")))
     }
 
-    /// Queues a replay step and blocks until it is durable (never call from async code).
-    pub(crate) fn accept_step_blocking(&self, name: String, step: i64) -> Result<bool, StoreError> {
+    /// [`Workers::write`] for blocking code: blocks until the work is durable (never call
+    /// from async code).
+    pub(crate) fn write_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.queue_step(name, step, Reply::Blocking(tx));
+        self.queue(Box::new(Job {
+            work,
+            reply: Reply::Blocking(tx),
+        }));
         rx.recv().unwrap_or(Err(StoreError::WorkerGone("stopped")))
     }
 
-    fn queue_step(&self, name: String, step: i64, done: Reply) {
-        let job = StepJob { name, step, done };
+    fn queue(&self, job: Box<dyn WriteJob>) {
         if let Err(mpsc::SendError(job)) = self.writer_sender().send(job) {
-            job.done.send(Err(StoreError::WorkerGone("stopped")));
+            job.refuse("the writer thread stopped");
         }
     }
 
-    fn reader_sender(&self) -> &Sender<Job> {
+    fn reader_sender(&self) -> &Sender<ReadJob> {
         self.reader.get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<Job>();
+            let (tx, rx) = mpsc::channel::<ReadJob>();
             spawn("portvakt-store-read", move || {
                 // One job at a time; a job that panics loses only its own answer.
                 while let Ok(job) = rx.recv() {
@@ -136,9 +204,9 @@ impl Workers {
         })
     }
 
-    fn writer_sender(&self) -> &Sender<StepJob> {
+    fn writer_sender(&self) -> &Sender<Box<dyn WriteJob>> {
         self.writer.get_or_init(|| {
-            let (tx, rx) = mpsc::channel::<StepJob>();
+            let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
             let (path, busy_timeout) = (self.path.clone(), self.busy_timeout);
             spawn("portvakt-store-write", move || {
                 write_steps_loop(&path, busy_timeout, &rx)
@@ -156,8 +224,8 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// The step writer: batches of queued steps, one transaction each, until the store closes.
-fn write_steps_loop(path: &Path, busy_timeout: Duration, jobs: &Receiver<StepJob>) {
+/// The writer: batches of queued jobs, one transaction each, until the store closes.
+fn write_steps_loop(path: &Path, busy_timeout: Duration, jobs: &Receiver<Box<dyn WriteJob>>) {
     let mut conn = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -167,18 +235,61 @@ fn write_steps_loop(path: &Path, busy_timeout: Duration, jobs: &Receiver<StepJob
                 Err(_) => break,
             }
         }
-        let results = match connection(&mut conn, path, busy_timeout) {
-            Ok(c) => write_steps(c, &batch),
-            Err(e) => fail_all(batch.len(), &e),
+        let c = match connection(&mut conn, path, busy_timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = e.to_string();
+                batch.into_iter().for_each(|job| job.refuse(&why));
+                continue;
+            }
         };
-        if results.iter().any(Result::is_err) {
+        if !run_batch(c, batch) {
             // Start the next batch on a fresh connection.
             conn = None;
         }
-        for (job, result) in batch.into_iter().zip(results) {
-            job.done.send(result);
+    }
+}
+
+/// Runs a batch in one transaction and answers each job once it is committed (or not).
+/// False if anything failed.
+fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> bool {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let why = e.to_string();
+            batch.into_iter().for_each(|job| job.refuse(&why));
+            return false;
+        }
+    };
+    let ran: Vec<Box<dyn Ran>> = batch.into_iter().map(|job| job.run(&tx)).collect();
+    let failed = ran.iter().any(|r| r.failed());
+    match tx.commit() {
+        Ok(()) => {
+            ran.into_iter().for_each(|r| r.finish(Ok(())));
+            !failed
+        }
+        Err(e) => {
+            let why = e.to_string();
+            ran.into_iter().for_each(|r| r.finish(Err(&why)));
+            false
         }
     }
+}
+
+/// A replay step: recorded only if it is newer than the user's last accepted one and the
+/// secret is active (the replay guard). Whether it was recorded.
+pub(crate) fn record_step(conn: &Connection, name: &str, step: i64) -> Result<bool, StoreError> {
+    let changed = conn.exec(
+        "UPDATE totp SET last_step = ?2 \
+         WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND active = 1 \
+           AND (last_step IS NULL OR last_step < ?2)",
+        params![name, step],
+    )?;
+    Ok(changed == 1)
+}
+
+fn write_failed(why: &str) -> StoreError {
+    StoreError::Corrupt(format!("replay guard write failed: {why}"))
 }
 
 /// The writer's own connection, opened (again) when needed.
@@ -196,37 +307,4 @@ fn connection<'c>(
     }
     conn.as_mut()
         .ok_or_else(|| StoreError::Corrupt("store writer connection".into()))
-}
-
-/// One transaction for a batch of step updates; a result per update. A step is accepted
-/// only if it is newer than the user's last accepted one (the replay guard).
-fn write_steps(conn: &mut Connection, batch: &[StepJob]) -> Vec<Result<bool, StoreError>> {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(batch.len(), &e),
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let changed = tx.exec(
-            "UPDATE totp SET last_step = ?2 \
-             WHERE user_id = (SELECT id FROM users WHERE name = ?1) AND active = 1 \
-               AND (last_step IS NULL OR last_step < ?2)",
-            params![job.name, job.step],
-        );
-        results.push(changed.map(|n| n == 1).map_err(StoreError::from));
-    }
-    match tx.commit() {
-        Ok(()) => results,
-        Err(e) => fail_all(batch.len(), &e),
-    }
-}
-
-fn fail_all(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<bool, StoreError>> {
-    (0..n)
-        .map(|_| {
-            Err(StoreError::Corrupt(format!(
-                "replay guard write failed: {e}"
-            )))
-        })
-        .collect()
 }
