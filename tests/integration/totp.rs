@@ -512,6 +512,8 @@ fn a_missing_or_wrong_store_key_stops_the_daemon_at_start() -> Result<()> {
     let (code, err) = serve(&config)?;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("store.key"), "names the missing file: {err}");
+    // Kept past the proxy for the checks above; a failed test leaves it for a look.
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
