@@ -29,7 +29,7 @@ const LIMIT: usize = 4 << 20;
 /// Where the writer thread writes.
 type Output = Box<dyn Write + Send>;
 
-/// A log destination for [`tracing_subscriber::fmt`]: cheap to clone, one per layer.
+/// A log destination for [`mod@tracing_subscriber::fmt`]: cheap to clone, one per layer.
 #[derive(Clone)]
 pub struct Sink {
     shared: Arc<Shared>,
