@@ -1109,18 +1109,20 @@ fn secret(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sites::SiteFailModes;
 
-    fn load_str(text: &str) -> Result<Settings, ConfigError> {
+    /// Settings from TOML text, through a file as the daemon reads them (other modules' tests use it too).
+    pub(crate) fn load_str(text: &str) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("portvakt.toml");
         std::fs::write(&path, text).unwrap();
         Settings::load(&path)
     }
 
-    const GOOD: &str = r#"
+    /// A small valid configuration.
+    pub(crate) const GOOD: &str = r#"
 [server]
 auth_listen = ["127.0.0.1:0"]
 [[clients]]

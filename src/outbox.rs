@@ -1,13 +1,12 @@
 //! Replies on their way to the NAS: one `sendmmsg(2)` for every reply of a scheduler turn.
 //!
 //! Each listener socket has an outbox. A request task that has its answer pushes it here
-//! and is done. The first push into
-//! an empty outbox wakes the listener's flush task, which the runtime runs after the
-//! tasks already runnable — so the replies finished in the same turn (several, under
-//! load) leave together in one system call. Under a login storm this matters more than
-//! the copy it saves: on loopback and on a busy host every `sendto(2)` wakes the peer
-//! and may switch this thread out at the call's return; a batch pays that once
-//! (measured in README, "Performance"). Alone, a reply waits for one task switch.
+//! and is done. The first push into an empty outbox wakes the listener's flush task, which
+//! the runtime runs after the tasks already runnable — so the replies finished in the same
+//! turn (several, under load) leave together in one system call. Every `sendto(2)` wakes
+//! the peer and may switch this thread out at the call's return; a batch pays that once.
+//! Measured on a 2-core loopback benchmark the gain is a few per cent of CPU per request
+//! (README, "Performance"). Alone, a reply waits for one task switch.
 //!
 //! Nothing is dropped here: a full socket buffer makes the flush wait until the socket
 //! is writable, and a reply the kernel refuses (an unreachable address) is logged and
@@ -15,8 +14,8 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use tokio::io::Interest;
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 const MAX_BATCH: usize = 64;
 
 /// One reply: where to, and the encoded packet.
-type Reply = (SocketAddr, std::sync::Arc<[u8]>);
+type Reply = (SocketAddr, Arc<[u8]>);
 
 /// The replies waiting to be sent on one listener socket.
 #[derive(Debug, Default)]
@@ -47,7 +46,7 @@ impl Outbox {
     }
 
     /// Queues a reply; the flush task sends it within this scheduler turn.
-    pub fn push(&self, to: SocketAddr, bytes: std::sync::Arc<[u8]>) {
+    pub fn push(&self, to: SocketAddr, bytes: Arc<[u8]>) {
         let first = {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             queue.push((to, bytes));
@@ -128,7 +127,6 @@ fn send_batch(socket: &UdpSocket, chunk: &[Reply]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_turn_of_replies_arrives_whole_and_in_order() {

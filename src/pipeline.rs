@@ -262,25 +262,8 @@ mod tests {
     /// 2,232 after, Rust 1.95); this fails if a new step makes it grow a lot again.
     #[test]
     fn request_task_stays_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("portvakt.toml");
-        std::fs::write(
-            &path,
-            r#"
-[server]
-auth_listen = ["127.0.0.1:0"]
-[[clients]]
-name = "vpn1"
-address = "192.0.2.10"
-secret = "0123456789abcdef"
-[[upstreams]]
-name = "nps"
-auth = "127.0.0.1:1812"
-secret = "0123456789abcdef"
-"#,
-        )
-        .unwrap();
-        let ctx = Context::new(crate::config::Settings::load(&path).unwrap(), None);
+        let settings = crate::config::tests::load_str(crate::config::tests::GOOD).unwrap();
+        let ctx = Context::new(settings, None);
         let src = "192.0.2.10:4000".parse().unwrap();
         let task = handle(&ctx, Listener::Auth, src, &[]);
         let size = std::mem::size_of_val(&task);

@@ -2,8 +2,8 @@
 //!
 //! Everything here is pure: the time is an argument (unix seconds), nothing is stored and
 //! nothing is remembered. Replay protection needs memory, so it lives with the caller:
-//! [`verify`] returns the matched time step and the caller records it with
-//! `Store::accept_totp_step`, which refuses a step that is not newer than the last one.
+//! [`verify`] returns the matched time step and the store records it
+//! (`Store::check_totp` on the login path), refusing a step that is not newer than the last one.
 //!
 //! The HOTP arithmetic is totp-rs 6. Its comparison is constant-time; it does not trim input,
 //! so [`verify`] cleans the code first (spaces and `-` removed, exactly `digits` ASCII digits).

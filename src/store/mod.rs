@@ -11,12 +11,12 @@
 //! - `lockouts`: locked account names ([`LockoutRow`]), written by the daemon's limits and
 //!   read by `portvakt user unlock` and `portvakt lockouts`.
 //!
-//! - `worker`: the login path's reader and replay-step writer threads.
+//! - `worker`: the login path's reader and writer (group commit) threads.
 //!
 //! [`Store`] is a cheap, cloneable, `Send + Sync` handle. **Every method blocks** (SQLite
 //! I/O, and Argon2 for passwords), except the `async` ones: from async code call short
-//! reads through [`Store::read`] (the store's reader thread), replay steps through
-//! [`Store::accept_totp_step_async`], and anything slow (passwords) through
+//! reads through [`Store::read`] (the store's reader thread), a login's TOTP code through
+//! [`Store::check_totp`] (the writer thread), and anything slow (passwords) through
 //! `tokio::task::spawn_blocking`. The CLI and the daemon may use the same file at the same
 //! time: WAL mode lets readers run beside a writer, and `busy_timeout` makes writers take
 //! turns instead of failing.

@@ -6,7 +6,7 @@
 //!   reader needs a wake-up. `spawn_blocking` instead hands every job to a pool thread and
 //!   wakes one per job, and on a small machine those context switches cost more CPU than
 //!   the queries (measured in the MFA benchmark: README, "Performance").
-//! - The **step writer** is the replay guard's group commit: it takes every job queued
+//! - The **writer** is the replay guard's group commit: it takes every job queued
 //!   while it wrote the last batch and runs them in one transaction, so one fsync makes
 //!   many logins durable; each caller hears back only once its work is on disk. A job is
 //!   a replay step to record, or a whole code check (read the secret, verify the code,
@@ -209,7 +209,7 @@ impl Workers {
             let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
             let (path, busy_timeout) = (self.path.clone(), self.busy_timeout);
             spawn("portvakt-store-write", move || {
-                write_steps_loop(&path, busy_timeout, &rx)
+                write_loop(&path, busy_timeout, &rx)
             });
             tx
         })
@@ -225,7 +225,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
 }
 
 /// The writer: batches of queued jobs, one transaction each, until the store closes.
-fn write_steps_loop(path: &Path, busy_timeout: Duration, jobs: &Receiver<Box<dyn WriteJob>>) {
+fn write_loop(path: &Path, busy_timeout: Duration, jobs: &Receiver<Box<dyn WriteJob>>) {
     let mut conn = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -289,7 +289,7 @@ pub(crate) fn record_step(conn: &Connection, name: &str, step: i64) -> Result<bo
 }
 
 fn write_failed(why: &str) -> StoreError {
-    StoreError::Corrupt(format!("replay guard write failed: {why}"))
+    StoreError::Corrupt(format!("store write failed: {why}"))
 }
 
 /// The writer's own connection, opened (again) when needed.
