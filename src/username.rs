@@ -25,14 +25,26 @@ pub const MAX_NAME_BYTES: usize = 253;
 /// normalise again whatever it is given.
 pub fn normalize(raw: &[u8], strip_realm: bool) -> Option<String> {
     let text = std::str::from_utf8(raw).ok()?;
-    if text.chars().any(is_forbidden) {
+    // Nearly every name is ASCII: byte-wise checks and lowercasing give the same result
+    // as the Unicode ones there, at a fraction of their cost (it runs for every login).
+    let ascii = text.is_ascii();
+    let forbidden = if ascii {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(is_forbidden)
+    };
+    if forbidden {
         return None;
     }
     let mut name = text.trim();
     if strip_realm {
         name = without_realm(name).trim();
     }
-    let name = name.to_lowercase();
+    let name = if ascii {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_lowercase()
+    };
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return None;
     }
@@ -127,7 +139,28 @@ mod tests {
         assert_eq!(norm(&"Ø".repeat(127), false), None);
     }
 
+    /// The rules written the Unicode way only, as before the ASCII short cut.
+    fn reference(raw: &str, strip: bool) -> Option<String> {
+        if raw.chars().any(is_forbidden) {
+            return None;
+        }
+        let mut name = raw.trim();
+        if strip {
+            name = without_realm(name).trim();
+        }
+        let name = name.to_lowercase();
+        (!name.is_empty() && name.len() <= MAX_NAME_BYTES).then_some(name)
+    }
+
     proptest! {
+        #[test]
+        fn the_ascii_short_cut_agrees_with_the_unicode_rules(
+            raw in "[\\x00-\\x7f]{0,40}|[ A-Za-z@\\\\.\\t\\x7f]{0,300}",
+            strip in any::<bool>(),
+        ) {
+            prop_assert_eq!(normalize(raw.as_bytes(), strip), reference(&raw, strip));
+        }
+
         #[test]
         fn normalize_is_idempotent(raw in any::<String>(), strip in any::<bool>()) {
             if let Some(once) = normalize(raw.as_bytes(), strip) {
