@@ -6,6 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::radius::{Packet, attr};
 
+/// The target of the audit line (one per finished request); [`crate::logfmt::Text`]
+/// writes it without the generic formatter.
+pub const TARGET: &str = "portvakt::audit";
+
 /// Renders bytes for a log line: printable UTF-8 as is, anything else (control
 /// characters, invalid UTF-8) as `\xNN`, so one value can never become two lines.
 pub fn escape(bytes: &[u8]) -> String {

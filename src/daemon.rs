@@ -477,7 +477,7 @@ fn respond(ctx: &Context, outbox: &Outbox, src: SocketAddr, outcome: Outcome, st
         Outcome::Reply(bytes, audit) => {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             tracing::info!(
-                target: "portvakt::audit",
+                target: crate::audit::TARGET,
                 client = %audit.client,
                 user = audit.user.as_deref().unwrap_or("-"),
                 nas = audit.nas.as_deref().unwrap_or("-"),

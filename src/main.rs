@@ -481,7 +481,12 @@ fn init_logging(format: LogFormat) -> Option<logsink::SinkGuard> {
         _ => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
             registry
-                .with(fmt::layer().with_ansi(ansi).with_writer(sink))
+                .with(
+                    fmt::layer()
+                        .with_ansi(ansi)
+                        .event_format(portvakt::logfmt::Text::default())
+                        .with_writer(sink),
+                )
                 .init();
         }
     }
