@@ -476,7 +476,12 @@ fn init_logging(format: LogFormat) -> Option<logsink::SinkGuard> {
     let (sink, guard) = logsink::spawn(std::io::stderr());
     match format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_writer(sink))
+            .with(
+                fmt::layer()
+                    .json()
+                    .event_format(portvakt::logfmt::Json::default())
+                    .with_writer(sink),
+            )
             .init(),
         _ => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
