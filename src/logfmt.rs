@@ -413,51 +413,64 @@ mod tests {
         (lines(&standard), lines(&ours))
     }
 
+    /// Audit lines with every kind of value (hostile strings, printable ASCII that needs
+    /// escaping, numbers, `Display`, `format_args!`), odd messages, and lines the short way
+    /// must leave to the standard formatter: another target, and an audit line in a span.
+    fn events() {
+        let hostile = "mallory\"\\ \u{1b}[31m\n\u{85}ø😀\u{7f}\u{2028}";
+        for (user, nas, ms) in [
+            ("alice", "vpn-1", 0.25),
+            (hostile, "-", 12.5),
+            // Printable ASCII that `Debug` and JSON still escape.
+            ("DOMAIN\\bob", "say \"hi\"", 3.0),
+        ] {
+            tracing::info!(
+                target: crate::audit::TARGET,
+                client = %"town hall \"vpn\"",
+                user,
+                nas,
+                station = "203.0.113.7",
+                result = "Access-Accept",
+                decision = "origin 10.0.0.1 from Calling-Station-Id; pass: site \"rådhus\"",
+                count = 3u64,
+                signed = -4i64,
+                ratio = 0.1f64,
+                flag = true,
+                r#type = "raw",
+                duration_ms = format_args!("{ms:.2}"),
+                "request finished"
+            );
+        }
+        tracing::warn!(target: crate::audit::TARGET, user = "a", "odd \u{1b}[2J \"message\" {}", 7);
+        tracing::error!(target: crate::audit::TARGET, "only a message");
+        tracing::debug!(target: crate::audit::TARGET, k = "v");
+        tracing::trace!(target: crate::audit::TARGET, message = "as a field \u{1b}");
+        tracing::info!(user = "alice", "listening");
+        let span = tracing::info_span!("outer", id = 7);
+        let _entered = span.enter();
+        tracing::info!(target: crate::audit::TARGET, user = "bob", "request finished");
+    }
+
     #[test]
     fn the_audit_line_is_written_as_the_standard_formatter_writes_it() {
-        let hostile = "mallory\"\\ \u{1b}[31m\n\u{85}ø😀\u{7f}";
-        let (standard, ours) = both(|| {
-            for (user, nas, ms) in [
-                ("alice", "vpn-1", 0.25),
-                (hostile, "-", 12.5),
-                // Printable ASCII that `Debug` still escapes.
-                ("DOMAIN\\bob", "say \"hi\"", 3.0),
-            ] {
-                tracing::info!(
-                    target: crate::audit::TARGET,
-                    client = %"town hall \"vpn\"",
-                    user,
-                    nas,
-                    station = "203.0.113.7",
-                    result = "Access-Accept",
-                    decision = "origin 10.0.0.1 from Calling-Station-Id; pass: site \"rådhus\"",
-                    count = 3u64,
-                    signed = -4i64,
-                    flag = true,
-                    r#type = "raw",
-                    duration_ms = format_args!("{ms:.2}"),
-                    "request finished"
-                );
-            }
-            tracing::warn!(target: crate::audit::TARGET, user = "a", "odd \u{1b}[2J message {}", 7);
-            tracing::error!(target: crate::audit::TARGET, "only a message");
-            tracing::debug!(target: crate::audit::TARGET, k = "v");
-            tracing::trace!(target: crate::audit::TARGET, message = "as a field \u{1b}");
-            // Not the audit line, or inside a span: the standard formatter's, by construction.
-            tracing::info!(user = "alice", "listening");
-            let span = tracing::info_span!("outer", id = 7);
-            let _entered = span.enter();
-            tracing::info!(target: crate::audit::TARGET, user = "bob", "request finished");
-        });
+        let (standard, ours) = both(events);
         assert_eq!(standard.len(), 9);
         assert_eq!(ours, standard);
-        assert!(ours[1].contains(r#"user="mallory\"\\ \u{1b}[31m\n\u{85}ø😀\u{7f}""#));
+        assert!(
+            ours[1].contains(r#"user="mallory\"\\ \u{1b}[31m\n\u{85}ø😀\u{7f}\u{2028}""#),
+            "{}",
+            ours[1]
+        );
         assert!(
             ours[2].contains(r#"user="DOMAIN\\bob" nas="say \"hi\"""#),
             "{}",
             ours[2]
         );
-        assert!(ours[3].contains(r"odd \x1b[2J message 7"), "{}", ours[3]);
+        assert!(
+            ours[3].contains(r#"odd \x1b[2J "message" 7"#),
+            "{}",
+            ours[3]
+        );
     }
 
     /// The same for JSON: lines from the standard JSON format (flattened) and from [`Json`],
@@ -495,45 +508,22 @@ mod tests {
 
     #[test]
     fn the_json_audit_line_is_written_as_the_standard_formatter_writes_it() {
-        let hostile = "mallory\"\\ \u{1b}[31m\n\u{85}ø😀\u{7f}\u{2028}";
-        let (standard, ours) = both_json(|| {
-            for (user, nas, ms) in [
-                ("alice", "vpn-1", 0.25),
-                (hostile, "-", 12.5),
-                ("DOMAIN\\bob", "say \"hi\"", 3.0),
-            ] {
-                tracing::info!(
-                    target: crate::audit::TARGET,
-                    client = %"town hall \"vpn\"",
-                    user,
-                    nas,
-                    result = "Access-Accept",
-                    count = 3u64,
-                    signed = -4i64,
-                    ratio = 0.1f64,
-                    flag = true,
-                    duration_ms = format_args!("{ms:.2}"),
-                    "request finished"
-                );
-            }
-            tracing::warn!(target: crate::audit::TARGET, user = "a", "odd \u{1b}[2J \"message\" {}", 7);
-            tracing::error!(target: crate::audit::TARGET, "only a message");
-            tracing::debug!(target: crate::audit::TARGET, k = "v");
-            // Not the audit line, or inside a span: the standard formatter's, by construction.
-            tracing::info!(user = "alice", "listening");
-            let span = tracing::info_span!("outer", id = 7);
-            let _entered = span.enter();
-            tracing::info!(target: crate::audit::TARGET, user = "bob", "request finished");
-        });
-        assert_eq!(standard.len(), 8);
+        let (standard, ours) = both_json(events);
+        assert_eq!(standard.len(), 9);
         assert_eq!(ours, standard);
-        assert!(ours[0].starts_with(r#"{"timestamp":"T","level":"INFO","message":"request finished","client":"town hall \"vpn\"","user":"alice""#), "{}", ours[0]);
+        assert!(
+            ours[0].starts_with(
+                r#"{"timestamp":"T","level":"INFO","message":"request finished","client":"town hall \"vpn\"","user":"alice""#
+            ),
+            "{}",
+            ours[0]
+        );
         assert!(
             ours[2].contains(r#""user":"DOMAIN\\bob","nas":"say \"hi\"""#),
             "{}",
             ours[2]
         );
-        assert!(ours[7].contains(r#""span":{"#), "{}", ours[7]);
+        assert!(ours[8].contains(r#""span":{"#), "{}", ours[8]);
     }
 
     #[test]
