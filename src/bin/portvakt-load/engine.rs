@@ -88,6 +88,12 @@ pub(crate) struct Measured {
     pub(crate) at_stop: Vec<Sample>,
     /// Requests in flight when the last login started.
     pub(crate) in_flight_at_stop: usize,
+    /// Each watched process half-way through the measured window, and the requests in
+    /// flight then: with `at_stop`, the memory per pending login as a slope, without what
+    /// the server allocates once (its allocator's first pages, its task table's growth).
+    pub(crate) at_half: Vec<Sample>,
+    /// See `at_half`.
+    pub(crate) in_flight_at_half: usize,
 }
 
 struct Pending {
@@ -458,11 +464,15 @@ async fn run_async(
         std::thread::Builder::new()
             .name("sampler".into())
             .spawn(move || {
+                let in_flight = || lanes.iter().map(|l| l.lock().in_flight).sum::<usize>();
                 std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
                 let first = sample_all(&watched)?;
+                let half = measure_from + stop_at.saturating_duration_since(measure_from) / 2;
+                std::thread::sleep(half.saturating_duration_since(Instant::now()));
+                let at_half = (sample_all(&watched)?, in_flight());
                 std::thread::sleep(stop_at.saturating_duration_since(Instant::now()));
-                let in_flight = lanes.iter().map(|l| l.lock().in_flight).sum::<usize>();
-                Ok::<_, String>((first, sample_all(&watched)?, in_flight))
+                let at_stop = (sample_all(&watched)?, in_flight());
+                Ok::<_, String>((first, at_half, at_stop))
             })
             .map_err(|e| format!("cannot start the sampler: {e}"))?
     };
@@ -489,7 +499,7 @@ async fn run_async(
             .map_err(|_| "a receiver thread panicked".to_owned())?;
     }
     let after = sample_all(watched)?;
-    let (before, at_stop, in_flight_at_stop) = sampler
+    let (before, (at_half, in_flight_at_half), (at_stop, in_flight_at_stop)) = sampler
         .join()
         .map_err(|_| "the sampler thread panicked".to_owned())??;
     let lag = match pacer {
@@ -507,6 +517,8 @@ async fn run_async(
         samples: before.into_iter().zip(after).collect(),
         at_stop,
         in_flight_at_stop,
+        at_half,
+        in_flight_at_half,
     };
     let mut last = measure_from;
     for lane in &lanes {

@@ -31,6 +31,8 @@ pub(crate) struct Process {
     pub(crate) rss_kib_end: u64,
     /// Resident set size when the last login started (see `in_flight_at_stop`), KiB.
     pub(crate) rss_kib_at_stop: u64,
+    /// Resident set size half-way through the window (see `in_flight_at_half`), KiB.
+    pub(crate) rss_kib_at_half: u64,
 }
 
 /// Everything a run reports.
@@ -67,6 +69,10 @@ pub(crate) struct Report {
     /// (push approvals), `(rss_kib_at_stop - rss_kib_start) / in_flight_at_stop` is the
     /// memory per pending login.
     pub(crate) in_flight_at_stop: usize,
+    /// Requests in flight half-way through the window: `(rss_kib_at_stop - rss_kib_at_half)
+    /// / (in_flight_at_stop - in_flight_at_half)` is the memory per pending login without
+    /// what the server allocates only once.
+    pub(crate) in_flight_at_half: usize,
     /// CPU and memory per watched process, the generator last.
     pub(crate) processes: Vec<Process>,
     /// No timeouts, invalid or unexpected replies, stalls or socket errors.
@@ -83,8 +89,8 @@ impl Report {
         let processes = watched
             .iter()
             .zip(&m.samples)
-            .zip(&m.at_stop)
-            .map(|((w, (a, b)), mid)| {
+            .zip(m.at_stop.iter().zip(&m.at_half))
+            .map(|((w, (a, b)), (stop, half))| {
                 let us = b.cpu_us.saturating_sub(a.cpu_us) as f64;
                 Process {
                     name: w.name.clone(),
@@ -95,7 +101,8 @@ impl Report {
                     cpu_us_per_flow: per(us, m.tally.flows_ok),
                     rss_kib_start: a.rss_kib,
                     rss_kib_end: b.rss_kib,
-                    rss_kib_at_stop: mid.rss_kib,
+                    rss_kib_at_stop: stop.rss_kib,
+                    rss_kib_at_half: half.rss_kib,
                 }
             })
             .collect();
@@ -119,6 +126,7 @@ impl Report {
             flow_latency: m.flow_latency.summary(),
             send_lag: (m.lag.len() > 0).then(|| m.lag.summary()),
             in_flight_at_stop: m.in_flight_at_stop,
+            in_flight_at_half: m.in_flight_at_half,
             processes,
         }
     }
@@ -181,8 +189,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  in flight when the last login started: {}",
-            self.in_flight_at_stop
+            "  in flight half-way: {}; when the last login started: {}",
+            self.in_flight_at_half, self.in_flight_at_stop
         );
         if let Some(g) = &self.send_lag {
             let _ = writeln!(
@@ -194,12 +202,13 @@ impl Report {
         for p in &self.processes {
             let _ = writeln!(
                 s,
-                "  cpu {:<12} {:7.2} s  {:5.1} %  {:7.1} µs/request  rss {} → {} → {} KiB",
+                "  cpu {:<12} {:7.2} s  {:5.1} %  {:7.1} µs/request  rss {} → {} → {} → {} KiB",
                 p.name,
                 p.cpu_s,
                 p.cpu_percent,
                 p.cpu_us_per_request,
                 p.rss_kib_start,
+                p.rss_kib_at_half,
                 p.rss_kib_at_stop,
                 p.rss_kib_end
             );
