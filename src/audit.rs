@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::radius::{Packet, attr};
 
-/// The target of the audit line (one per finished request); [`crate::logfmt::Text`]
+/// The target of the audit line (one per finished request); [`crate::logfmt`]
 /// writes it without the generic formatter.
 pub const TARGET: &str = "portvakt::audit";
 
