@@ -96,7 +96,8 @@ struct Login<'a> {
 async fn admit(ctx: &Context, attempt: &Attempt<'_>) -> Option<&'static str> {
     let mut verdict = ctx.limiter.admit(attempt);
     // A lockout that `portvakt user unlock` may have lifted: the store has the last word
-    // (read off the async threads; on any error the user stays locked).
+    // (read on the store's reader thread, not a blocking-pool thread per attempt: a spray
+    // against locked accounts asks this on every try; on any error the user stays locked).
     if let (
         Verdict::Locked {
             ask_store: true, ..
@@ -108,8 +109,8 @@ async fn admit(ctx: &Context, attempt: &Attempt<'_>) -> Option<&'static str> {
             store.clone(),
             String::from_utf8_lossy(attempt.user).into_owned(),
         );
-        let row = tokio::task::spawn_blocking(move || store.lockout(&name)).await;
-        if let Ok(Ok(row)) = row
+        let row = store.read(move |s| s.lockout(&name)).await;
+        if let Ok(row) = row
             && !ctx.limiter.confirm_lockout(attempt.user, row.as_ref())
         {
             verdict = ctx.limiter.admit(attempt);
