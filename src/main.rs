@@ -225,7 +225,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The daemon's runtime: `server.workers` threads run requests (see `default_workers`
-/// in the config). Store work goes to the blocking pool either way.
+/// in the config). Store work runs on the store's own threads either way (Argon2 on the
+/// blocking pool).
 fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
