@@ -26,7 +26,7 @@
 //! - [`config`]: TOML → typed [`config::Settings`], validated before any socket is bound.
 //! - [`secret`]: the `Secret` type: cannot be printed, compared in constant time.
 //! - [`audit`]: escaping for log lines.
-//! - [`logfmt`]: the text log format, with the per-request audit line written directly.
+//! - [`logfmt`]: the text and JSON log formats, with the per-request audit line written directly.
 //! - [`logsink`]: log lines buffered in memory and written by their own thread.
 //! - [`challenge`]: pending second-factor challenges (our State → the waiting login).
 //! - [`mfa`]: checking second-factor codes against the store (off the async threads).

@@ -48,6 +48,7 @@ where
             return self.standard.format_event(ctx, writer, event);
         }
         write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_char(' ')?;
         writer.write_str(level(*meta.level()))?;
         writer.write_char(' ')?;
         writer.write_str(meta.target())?;
@@ -98,11 +99,10 @@ where
         {
             return self.standard.format_event(ctx, writer, event);
         }
-        let mut stamp = String::with_capacity(32);
-        write_timestamp(&mut stamp, SystemTime::now())?;
-        writer.write_str("{\"timestamp\":")?;
-        json_str(&mut writer, stamp.trim_end())?;
-        writer.write_str(",\"level\":\"")?;
+        // Digits and separators only: nothing in it needs JSON escaping.
+        writer.write_str("{\"timestamp\":\"")?;
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
         writer.write_char('"')?;
         let mut fields = JsonFields {
@@ -206,21 +206,21 @@ fn level(level: Level) -> &'static str {
     }
 }
 
-/// RFC 3339 in UTC with microseconds and a trailing space, as tracing-subscriber's
-/// `SystemTime` timer writes it (`2026-12-06T00:37:38.872582Z `).
+/// RFC 3339 in UTC with microseconds, as tracing-subscriber's `SystemTime` timer writes
+/// it (`2026-12-06T00:37:38.872582Z`).
 fn write_timestamp(writer: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
     let Ok(since) = now.duration_since(UNIX_EPOCH) else {
         // Before 1970: a clock that wrong is not worth a fast path.
-        return writer.write_str("<unknown time> ");
+        return writer.write_str("<unknown time>");
     };
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
     if year > 9999 {
-        return writer.write_str("<unknown time> ");
+        return writer.write_str("<unknown time>");
     }
     let of_day = secs % 86_400;
     let micros = since.subsec_micros();
-    let mut out = *b"0000-00-00T00:00:00.000000Z ";
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
     put(&mut out[0..4], year);
     put(&mut out[5..7], month);
     put(&mut out[8..10], day);
@@ -534,13 +534,13 @@ mod tests {
             write_timestamp(&mut s, t).unwrap();
             s
         };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z ");
-        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000000Z ");
-        assert_eq!(at(951_868_799, 999_999), "2000-02-29T23:59:59.999999Z ");
-        assert_eq!(at(1_798_588_799, 500_000), "2026-12-29T23:59:59.500000Z ");
-        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z ");
-        assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z ");
-        assert_eq!(at(253_402_300_800, 0), "<unknown time> ");
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(at(951_868_799, 999_999), "2000-02-29T23:59:59.999999Z");
+        assert_eq!(at(1_798_588_799, 500_000), "2026-12-29T23:59:59.500000Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z");
+        assert_eq!(at(253_402_300_800, 0), "<unknown time>");
         // Every day of four centuries against a day-by-day count.
         let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
         for days in 0..146_097 {
