@@ -28,6 +28,7 @@
 //! - [`audit`]: escaping for log lines.
 //! - [`logfmt`]: the text and JSON log formats, with the per-request audit line written directly.
 //! - [`logsink`]: log lines buffered in memory and written by their own thread.
+//! - [`journal`]: log events as journald entries, sent in batches by the log thread.
 //! - [`challenge`]: pending second-factor challenges (our State → the waiting login).
 //! - [`mfa`]: checking second-factor codes against the store (off the async threads).
 //! - [`login`]: a challenge-aware RADIUS client (`portvakt login`, tests, tools).
@@ -50,6 +51,7 @@ pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod factor;
+pub mod journal;
 pub mod limits;
 pub mod logfmt;
 pub mod login;

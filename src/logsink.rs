@@ -72,6 +72,18 @@ pub fn spawn(out: impl Write + Send + 'static) -> (Sink, SinkGuard) {
     spawn_with(Box::new(out), FLUSH_EVERY, WAKE_AT, LIMIT)
 }
 
+/// Like [`spawn`], for a destination that does work per line as it reads (journald):
+/// the writer thread wakes every `every` or once `wake_at` octets have gathered, so
+/// that the destination gets small, frequent batches rather than bursts that would
+/// take a core from the requests for a while.
+pub fn spawn_eager(
+    out: impl Write + Send + 'static,
+    every: Duration,
+    wake_at: usize,
+) -> (Sink, SinkGuard) {
+    spawn_with(Box::new(out), every, wake_at, LIMIT)
+}
+
 fn spawn_with(out: Output, every: Duration, wake_at: usize, limit: usize) -> (Sink, SinkGuard) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {

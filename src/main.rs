@@ -16,10 +16,10 @@ use portvakt::cli::{self, CliIo, StoreCommand, user::UserCommand};
 use portvakt::config::Settings;
 use portvakt::daemon::{self, Daemon, Listener};
 use portvakt::login::{self, RadiusClient};
-use portvakt::logsink;
 use portvakt::radius::dictionary::Dictionary;
 use portvakt::radius::{Code, Packet, attr, display};
 use portvakt::secret::Secret;
+use portvakt::{journal, logsink};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's malloc: a request allocates its task (about 2 KB, which
@@ -458,8 +458,8 @@ async fn watchdog(every: std::time::Duration) {
     }
 }
 
-/// Installs the subscriber. Text and JSON lines go through a [`logsink::Sink`], whose
-/// guard must live until the end of `main`; the journal is written directly.
+/// Installs the subscriber. Journal entries, text and JSON lines all go through a
+/// [`logsink::Sink`], whose guard must live until the end of `main`.
 fn init_logging(format: LogFormat) -> Option<logsink::SinkGuard> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{EnvFilter, fmt};
@@ -470,9 +470,10 @@ fn init_logging(format: LogFormat) -> Option<logsink::SinkGuard> {
         _ => false,
     };
     let registry = tracing_subscriber::registry().with(filter);
-    if journald && let Ok(layer) = tracing_journald::layer() {
-        registry.with(layer).init();
-        return None;
+    if journald && let Ok(socket) = journal::Socket::connect(Path::new(journal::SOCKET)) {
+        let (sink, guard) = logsink::spawn_eager(socket, journal::SEND_EVERY, journal::SEND_AT);
+        registry.with(journal::Layer::new(sink, "portvakt")).init();
+        return Some(guard);
     }
     let (sink, guard) = logsink::spawn(std::io::stderr());
     match format {

@@ -6,6 +6,7 @@
 // `pub` so the harness's public items count as reachable (the crate denies `unreachable_pub`).
 pub mod support;
 
+mod journal;
 mod lifecycle;
 mod limits;
 mod logs;
