@@ -2,7 +2,10 @@
 //! started by this test in a private mount namespace (so that its `/run/systemd/journal` is ours alone, on tmpfs,
 //! and the machine's journal, if any, is untouched). A login through portvakt to a real FreeRADIUS must reach the
 //! journal as one entry with its fields (`F_USER`, `F_RESULT`, …), a hostile User-Name still one field of one
-//! entry, and the entries must arrive in order, none lost, across many batches.
+//! entry, and the entries must arrive in order, none lost, across many batches. The logins are sent while journald
+//! is stopped (SIGSTOP): a daemon that sent its entries from the request thread would stop answering once the
+//! socket's queue is full (`net.unix.max_dgram_qlen`: 10, or 512 under systemd); portvakt must answer every one
+//! and deliver every entry once journald goes on.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,8 +28,8 @@ use crate::support::{
 
 const JOURNALD: &str = "/lib/systemd/systemd-journald";
 
-/// Logins sent: more than one batch of the log thread (and than journald's socket queue) holds.
-const LOGINS: usize = 300;
+/// Logins sent while journald is stopped: more than its socket queues, far less than the log sink holds (4 MB).
+const LOGINS: usize = 600;
 
 /// In the new mount namespace: tmpfs over the journal's directories, journald, then portvakt in the foreground;
 /// when portvakt has stopped, the journal's portvakt entries as JSON into `journal.json`, and journald stopped.
@@ -40,6 +43,7 @@ if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=0755 tmpfs /var/log/jour
 mkdir -p /run/systemd/journal
 /lib/systemd/systemd-journald > "$dir/journald.log" 2>&1 &
 journald=$!
+echo "$journald" > "$dir/journald.pid"
 tries=0
 until [ -S /run/systemd/journal/socket ]; do
     tries=$((tries + 1)); [ "$tries" -lt 1000 ] || { echo "journald did not start" >&2; kill "$journald"; exit 1; }
@@ -67,8 +71,8 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
     let config = Proxy::builder()
         .upstream(&upstream)
         .client("policy = \"trusted\"")
-        // One user logs in many times here; the limits would (rightly) stop it at the tenth.
-        .toml("[limits]\nper_user = \"off\"\nper_origin = \"off\"\n")
+        // One user logs in hundreds of times a second here; the limits would (rightly) stop it.
+        .toml("[limits]\nper_user = \"off\"\nper_origin = \"off\"\nper_client = \"off\"\ndirectory = \"off\"\n")
         .config_text()
         .replace(
             "auth_listen = [\"127.0.0.1:0\"]\nacct_listen = [\"127.0.0.1:0\"]",
@@ -93,10 +97,11 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
         namespace.logs(&dir)
     );
 
+    namespace.signal_journald("STOP")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let sent = runtime.block_on(async {
         let mut nas =
             RadiusClient::bind("127.0.0.1:0".parse()?, auth, Secret::new(NAS_SECRET)).await?;
         for i in 0..LOGINS {
@@ -107,13 +112,15 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
             ];
             let reply = nas
                 .access(&attributes, Some(BOB.password.as_bytes()))
-                .await?;
+                .await
+                .with_context(|| format!("login {i}, journald stopped"))?;
             ensure!(
                 reply.code == Code::AccessAccept,
                 "login {i}: {:?}",
                 reply.code
             );
         }
+        namespace.signal_journald("CONT")?;
         // A User-Name that tries to add a field and a second entry.
         let hostile = [attribute(
             attr::USER_NAME,
@@ -126,7 +133,10 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
             reply.code
         );
         anyhow::Ok(())
-    })?;
+    });
+    // Whatever happened, journald goes on (a stopped journald would never stop).
+    namespace.signal_journald("CONT")?;
+    sent?;
 
     let journal = namespace.stop(&dir)?;
     let audit: Vec<&Value> = journal
@@ -189,6 +199,8 @@ struct Namespace {
     child: Child,
     /// Where the script writes portvakt's pid.
     pid_file: PathBuf,
+    /// Where the script writes journald's pid.
+    journald_pid_file: PathBuf,
 }
 
 impl Namespace {
@@ -213,6 +225,7 @@ impl Namespace {
         Ok(Self {
             child,
             pid_file: dir.join("portvakt.pid"),
+            journald_pid_file: dir.join("journald.pid"),
         })
     }
 
@@ -238,12 +251,12 @@ impl Namespace {
 
     /// SIGTERM to portvakt, by its own pid.
     fn terminate_portvakt(&self) -> Result<()> {
-        let pid: u32 = std::fs::read_to_string(&self.pid_file)?.trim().parse()?;
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -TERM {pid}");
-        Ok(())
+        signal(&self.pid_file, "TERM")
+    }
+
+    /// `kill -NAME` (STOP, CONT) to journald, by its own pid.
+    fn signal_journald(&self, name: &str) -> Result<()> {
+        signal(&self.journald_pid_file, name)
     }
 
     /// Stops portvakt; once the script has written the journal out, its entries.
@@ -276,10 +289,25 @@ impl Drop for Namespace {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             // portvakt first, so that the script stops journald and ends by itself.
+            let _ = self.signal_journald("CONT");
             let _ = self.terminate_portvakt();
             if !matches!(wait_for_exit(&mut self.child, STOP_GRACE * 2), Ok(Some(_))) {
                 let _ = stop_child(&mut self.child, STOP_GRACE);
             }
         }
     }
+}
+
+/// `kill -NAME` to the pid written in `pid_file`.
+fn signal(pid_file: &Path, name: &str) -> Result<()> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .with_context(|| format!("reading {}", pid_file.display()))?
+        .trim()
+        .parse()?;
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    ensure!(status.success(), "kill -{name} {pid}");
+    Ok(())
 }
