@@ -1,4 +1,5 @@
-//! The log sink: where the daemon's text and JSON log lines go on their way to stderr.
+//! The log sink: where the daemon's text and JSON log lines go on their way to stderr,
+//! and its journal entries on their way to journald ([`crate::journal`]).
 //!
 //! A request's audit line costs its request a copy into a memory buffer, not a
 //! write(2): a dedicated thread writes what has gathered at least every
@@ -8,8 +9,9 @@
 //! Closing the sink ([`SinkGuard`], dropped at exit and after the SIGTERM drain)
 //! writes everything still buffered; lines logged after that go straight through.
 //!
-//! Each [`io::Write::write`] call appends its octets whole, and the fmt layer writes
-//! one event with one call, so lines from different threads never interleave.
+//! Each [`io::Write::write`] call appends its octets whole, and the fmt layer (like the
+//! journal layer) writes one event with one call, so lines from different threads never
+//! interleave.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
