@@ -82,7 +82,7 @@ enum Command {
 
 #[derive(Args)]
 struct TargetArgs {
-    /// The server: a loopback ip:port (127.0.0.0/8 or [::1]); anything else is refused.
+    /// The server: a loopback ip:port (`127.0.0.0/8` or `[::1]`); anything else is refused.
     #[arg(long)]
     target: SocketAddr,
     /// The shared secret (visible in `ps`; prefer --secret-file).
