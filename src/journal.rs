@@ -20,18 +20,19 @@
 //! entry too large for one datagram (hundreds of kilobytes; no event of ours comes near)
 //! is skipped, where tracing-journald would pass it in a memfd.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, SocketAddrUnix};
+use rustix::net::{SendFlags, SocketAddrAny, SocketAddrUnix};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 
 use crate::logsink::Sink;
+use crate::outbox::send_each;
 
 /// journald's socket for the native protocol.
 pub const SOCKET: &str = "/run/systemd/journal/socket";
@@ -169,26 +170,8 @@ impl Visit for Fields<'_> {
         self.field(field, |e| e.extend_from_slice(value.as_bytes()));
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |e| {
-            let _ = write!(e, "{value}");
-        });
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |e| {
-            let _ = write!(e, "{value}");
-        });
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |e| {
-            e.extend_from_slice(if value { b"true" } else { b"false" });
-        });
-    }
-
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        // `%value` fields arrive here too, and print with Display.
+        // Numbers, booleans and `%value` fields arrive here too (Display for the last).
         self.field(field, |e| {
             let _ = write!(e, "{value:?}");
         });
@@ -216,28 +199,13 @@ impl Socket {
 
     /// Sends `entries` (at most [`MAX_BATCH`]) in one `sendmmsg(2)`; how many went.
     fn send(&self, entries: &[&[u8]]) -> io::Result<usize> {
-        let iovs: Vec<[IoSlice<'_>; 1]> = entries.iter().map(|e| [IoSlice::new(e)]).collect();
-        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = entries
-            .iter()
-            .map(|_| SendAncillaryBuffer::default())
-            .collect();
-        let mut headers: Vec<MMsgHdr<'_>> = iovs
-            .iter()
-            .zip(controls.iter_mut())
-            .map(|(iov, control)| MMsgHdr::new_with_addr(&self.to, iov, control))
-            .collect();
-        Ok(sendmmsg_retrying(&self.socket, &mut headers)?)
-    }
-}
-
-fn sendmmsg_retrying(
-    socket: &UnixDatagram,
-    headers: &mut [MMsgHdr<'_>],
-) -> rustix::io::Result<usize> {
-    loop {
-        match rustix::net::sendmmsg(socket, headers, SendFlags::empty()) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r,
+        let datagrams: Vec<(&SocketAddrAny, &[u8])> =
+            entries.iter().map(|e| (&self.to, *e)).collect();
+        loop {
+            match send_each(&self.socket, &datagrams, SendFlags::empty()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return Ok(r?),
+            }
         }
     }
 }

@@ -14,6 +14,7 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -110,18 +111,33 @@ impl Outbox {
 /// One `sendmmsg(2)` for `chunk` (non-empty); how many replies the kernel took (≥ 1).
 fn send_batch(socket: &UdpSocket, chunk: &[Reply]) -> std::io::Result<usize> {
     let addrs: Vec<SocketAddrAny> = chunk.iter().map(|(to, _)| (*to).into()).collect();
-    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+    let datagrams: Vec<(&SocketAddrAny, &[u8])> = addrs
+        .iter()
+        .zip(chunk)
+        .map(|(a, (_, b))| (a, &b[..]))
+        .collect();
+    Ok(send_each(socket, &datagrams, SendFlags::DONTWAIT)?)
+}
+
+/// One `sendmmsg(2)`: each datagram to its address. How many the kernel took; an error
+/// only if it took none (the first was refused, or the socket would block).
+pub(crate) fn send_each(
+    socket: impl AsFd,
+    datagrams: &[(&SocketAddrAny, &[u8])],
+    flags: SendFlags,
+) -> rustix::io::Result<usize> {
+    let iovs: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = datagrams
         .iter()
         .map(|_| SendAncillaryBuffer::default())
         .collect();
-    let mut headers: Vec<MMsgHdr<'_>> = addrs
+    let mut headers: Vec<MMsgHdr<'_>> = datagrams
         .iter()
         .zip(&iovs)
         .zip(controls.iter_mut())
-        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .map(|(((addr, _), iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
         .collect();
-    Ok(sendmmsg(socket, &mut headers, SendFlags::DONTWAIT)?)
+    sendmmsg(socket, &mut headers, flags)
 }
 
 #[cfg(test)]
