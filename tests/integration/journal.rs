@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use portvakt::login::RadiusClient;
-use portvakt::radius::{Attribute, Code, attr};
+use portvakt::radius::{Code, attr};
 use portvakt::secret::Secret;
 use serde_json::Value;
 
+use crate::logs::{attribute, attrs};
 use crate::pass_through::directory;
 use crate::support::freeradius::BOB;
 use crate::support::probe::wait_until_answering;
@@ -106,10 +107,7 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
             RadiusClient::bind("127.0.0.1:0".parse()?, auth, Secret::new(NAS_SECRET)).await?;
         for i in 0..LOGINS {
             let station = format!("station-{i:04}");
-            let attributes = [
-                attribute(attr::USER_NAME, BOB.name.as_bytes()),
-                attribute(attr::CALLING_STATION_ID, station.as_bytes()),
-            ];
+            let attributes = attrs(BOB.name.as_bytes(), &station, None);
             let reply = nas
                 .access(&attributes, Some(BOB.password.as_bytes()))
                 .await
@@ -185,13 +183,6 @@ fn audit_entries_reach_a_real_journald_whole_with_their_fields() -> Result<()> {
         "a forged entry or field reached the journal"
     );
     Ok(())
-}
-
-fn attribute(typ: u8, value: &[u8]) -> Attribute {
-    Attribute {
-        typ,
-        value: value.to_vec(),
-    }
 }
 
 /// `unshare --mount` running [`SCRIPT`]; stopped by portvakt's own pid (SIGTERM), then waited for.

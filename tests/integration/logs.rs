@@ -128,7 +128,7 @@ fn wrong_code(seed: &[u8]) -> Result<String> {
         .context("no wrong code found")
 }
 
-fn attribute(typ: u8, value: &[u8]) -> Attribute {
+pub(crate) fn attribute(typ: u8, value: &[u8]) -> Attribute {
     Attribute {
         typ,
         value: value.to_vec(),
@@ -136,7 +136,7 @@ fn attribute(typ: u8, value: &[u8]) -> Attribute {
 }
 
 /// One login's attributes: User-Name, Calling-Station-Id, and State when answering a challenge.
-fn attrs(user: &[u8], station: &str, state: Option<&[u8]>) -> Vec<Attribute> {
+pub(crate) fn attrs(user: &[u8], station: &str, state: Option<&[u8]>) -> Vec<Attribute> {
     let mut list = vec![
         attribute(attr::USER_NAME, user),
         attribute(attr::CALLING_STATION_ID, station.as_bytes()),
