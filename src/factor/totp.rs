@@ -250,6 +250,13 @@ fn decode_base32(text: &str) -> Result<Zeroizing<Vec<u8>>, TotpError> {
 /// Spaces and `-` are removed first ("123 456" and "123-456" are common ways to type a code);
 /// what remains must be exactly `digits` ASCII digits. The caller must still refuse a step that
 /// is not newer than the user's last accepted step (RFC 6238 §5.2).
+///
+/// Two steps of one window can have the same code (for 6 digits, about once in 500,000 logins
+/// with `skew` 1). The step returned is then the **newest** that matches, so that recording it
+/// spends the code for the whole window: a user who logged in at step T and now types the
+/// code of T+1 that happens to equal T's is accepted (the earliest match, T, would be refused
+/// as a replay), and that code cannot then be replayed for T+1. totp-rs's own `check` returns
+/// the earliest.
 pub fn verify(secret: &TotpSecret, code: &str, now: u64, skew: u8) -> Option<u64> {
     // A code is at most 8 digits; anything far longer is not a code and is not copied.
     if code.len() > 32 {
@@ -260,7 +267,15 @@ pub fn verify(secret: &TotpSecret, code: &str, now: u64, skew: u8) -> Option<u64
     if clean.len() != usize::from(secret.digits) || !clean.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    secret.totp(skew)?.check(&clean, now)
+    let totp = secret.totp(0)?;
+    let period = secret.period;
+    let origin = now / period;
+    let window = origin.saturating_sub(u64::from(skew))..=origin.saturating_add(u64::from(skew));
+    // Newest first: the first match is the one to record.
+    window.rev().find(|&step| {
+        step.checked_mul(period)
+            .is_some_and(|at| totp.check(&clean, at).is_some())
+    })
 }
 
 /// The code for `secret` at time `now`: for tests, demos, and cross-checks.
@@ -415,6 +430,49 @@ mod tests {
         }
         // One second past the end of step T, T-1 falls out of a ±1 window.
         assert_eq!(verify(&seed, &code_at(step - 1), step * 30 + 30, 1), None);
+    }
+
+    /// With the RFC 6238 SHA1 seed, steps 57,766,335 and 57,766,336 (2024-11-30 18:07:30
+    /// and :08:00 UTC) both have the 6-digit code 251166 (oathtool agrees), and their
+    /// neighbours 726238 and 463144 differ.
+    const TWIN_STEP: u64 = 57_766_335;
+    const TWIN_CODE: &str = "251166";
+
+    fn rfc_seed_6() -> TotpSecret {
+        TotpSecret::new(
+            rfc_seed(Algorithm::Sha1).bytes.clone(),
+            6,
+            30,
+            Algorithm::Sha1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_code_valid_for_two_steps_matches_the_newest() {
+        let seed = rfc_seed_6();
+        for step in [TWIN_STEP, TWIN_STEP + 1] {
+            assert_eq!(current_code(&seed, step * 30), TWIN_CODE);
+        }
+        assert_eq!(current_code(&seed, (TWIN_STEP - 1) * 30), "726238");
+        assert_eq!(current_code(&seed, (TWIN_STEP + 2) * 30), "463144");
+        // At T+1 with ±1 the window holds both twins: the newer is the match (the earliest
+        // would be refused as a replay by a user who logged in at T).
+        for now in [(TWIN_STEP + 1) * 30, (TWIN_STEP + 1) * 30 + 29] {
+            assert_eq!(verify(&seed, TWIN_CODE, now, 1), Some(TWIN_STEP + 1));
+        }
+        // At T the window is T-1..=T+1: T+1 is the newest twin in it.
+        assert_eq!(
+            verify(&seed, TWIN_CODE, TWIN_STEP * 30, 1),
+            Some(TWIN_STEP + 1)
+        );
+        // At T+2 only T+1 is in the window; without skew only the step itself.
+        assert_eq!(
+            verify(&seed, TWIN_CODE, (TWIN_STEP + 2) * 30, 1),
+            Some(TWIN_STEP + 1)
+        );
+        assert_eq!(verify(&seed, TWIN_CODE, TWIN_STEP * 30, 0), Some(TWIN_STEP));
+        assert_eq!(verify(&seed, TWIN_CODE, (TWIN_STEP + 3) * 30, 1), None);
     }
 
     #[test]
