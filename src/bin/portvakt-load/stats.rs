@@ -198,8 +198,9 @@ pub(crate) struct Tally {
     pub(crate) late: u64,
     /// Authentic replies with a code other than the one expected (e.g. Reject for a good password).
     pub(crate) unexpected: u64,
-    /// Rejects of a TOTP code sent across or within a second of a time-step boundary: the
-    /// server checks one step only (FreeRADIUS rlm_totp), so these are the clock's, not errors.
+    /// Rejects of a TOTP code sent across or within a second of a time-step boundary (the
+    /// server's clock reads a little differently), or of a code equal to the user's previous
+    /// one (a replay guard rightly holds it as used): the clock's or chance's, not errors.
     pub(crate) stale_code: u64,
     /// Logins (transactions) completed with the expected final reply.
     pub(crate) flows_ok: u64,

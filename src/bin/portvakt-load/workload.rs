@@ -134,13 +134,16 @@ struct Codes {
 }
 
 impl Codes {
-    fn code(&self, users: &Users, user: u32, now: u64) -> (u64, String) {
+    /// The user's code at `now`: (step, code, whether it repeats the user's code of one of
+    /// the two steps before; see [`Flow::repeated_code`]).
+    fn code(&self, users: &Users, user: u32, now: u64) -> (u64, String, bool) {
         let step = now / TOTP_PERIOD;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Some((s, code))) = cache.get(user as usize)
+        let last = cache.get(user as usize).cloned().flatten();
+        if let Some((s, code)) = &last
             && *s == step
         {
-            return (step, code.clone());
+            return (step, code.clone(), false);
         }
         let bytes = totp_secret(&self.seed, &users.name(user));
         // 20 octets, 6 digits, 30 s are inside every range `TotpSecret::new` checks.
@@ -152,11 +155,19 @@ impl Codes {
         )
         .expect("fixed, valid TOTP parameters");
         let code = totp::current_code(&secret, now);
+        let repeated = repeats(last.as_ref(), step, &code);
         if let Some(slot) = cache.get_mut(user as usize) {
             *slot = Some((step, code.clone()));
         }
-        (step, code)
+        (step, code, repeated)
     }
+}
+
+/// Whether `code`, the code of `step`, equals `last` (the code this user was given before)
+/// and `last` is from one of the two steps before, so that a server with a one-step window
+/// that spends a code for every step it matches still holds it as used.
+fn repeats(last: Option<&(u64, String)>, step: u64, code: &str) -> bool {
+    last.is_some_and(|(s, c)| *s < step && step - *s <= 2 && c == code)
 }
 
 /// Fresh Request Authenticators: MD5 over a random key and a counter. Unique and
@@ -202,6 +213,11 @@ pub(crate) struct Flow {
     /// clock reading lags (FreeRADIUS stamps requests with its event loop's cached time) or
     /// leads ours by a little checks it against the neighbouring step.
     pub(crate) near_boundary: bool,
+    /// The code equals the one this user was given at one of the two steps before (two
+    /// steps share a 6-digit code about once in a million): a server that spends a code for
+    /// every step it matches, as RFC 6238 §5.2 asks and portvakt does, rightly refuses it as
+    /// a replay. Only MFA slices that log a user in again soon after (rounds) meet it.
+    pub(crate) repeated_code: bool,
     /// When the login started.
     pub(crate) started: Instant,
     /// Whether it started after the warm-up (only those are counted).
@@ -333,6 +349,7 @@ impl Workload {
             wrong,
             code_step: 0,
             near_boundary: false,
+            repeated_code: false,
             started,
             measured,
         }
@@ -366,8 +383,9 @@ impl Workload {
             return String::new();
         };
         let now_ms = unix_ms();
-        let (step, code) = codes.code(&self.users, flow.user, now_ms / 1000);
+        let (step, code, repeated) = codes.code(&self.users, flow.user, now_ms / 1000);
         flow.code_step = step;
+        flow.repeated_code = repeated;
         let phase = now_ms % (TOTP_PERIOD * 1000);
         flow.near_boundary = !(BOUNDARY_MS..TOTP_PERIOD * 1000 - BOUNDARY_MS).contains(&phase);
         code
@@ -503,6 +521,7 @@ impl Workload {
             (Mode::Pap | Mode::Append, _, Reply::Accept) => done(true),
             (Mode::Challenge | Mode::Append, _, Reply::Reject)
                 if flow.near_boundary
+                    || flow.repeated_code
                     || (flow.code_step != 0 && flow.code_step != now / TOTP_PERIOD) =>
             {
                 Next::Done {
@@ -757,6 +776,21 @@ mod tests {
         assert_eq!(w.judge(&flow, Reply::Reject, step), stale(false));
         flow.near_boundary = true;
         assert_eq!(w.judge(&flow, Reply::Reject, step), stale(true));
+        // Nor is the refusal of a code that repeats the user's previous one.
+        flow.near_boundary = false;
+        flow.repeated_code = true;
+        assert_eq!(w.judge(&flow, Reply::Reject, step), stale(true));
+    }
+
+    #[test]
+    fn a_code_repeats_the_last_only_within_two_steps() {
+        let last = (100, "251166".to_owned());
+        assert!(repeats(Some(&last), 101, "251166"));
+        assert!(repeats(Some(&last), 102, "251166"));
+        assert!(!repeats(Some(&last), 103, "251166"), "out of any window");
+        assert!(!repeats(Some(&last), 101, "463144"), "another code");
+        assert!(!repeats(Some(&last), 100, "251166"), "the same step");
+        assert!(!repeats(None, 101, "251166"), "first login");
     }
 
     #[test]
