@@ -26,7 +26,9 @@ use crate::limits::Limiter;
 use crate::outbox::Outbox;
 use crate::pipeline::{self, Outcome};
 use crate::replay::Replay;
+use crate::sites::SiteConfig;
 use crate::store::{Store, StoreKey, StoreOptions};
+use crate::swap::Swap;
 use crate::upstream::Upstreams;
 
 /// The kernel receive buffer we ask for: bursts of thousands of logins must not be
@@ -97,10 +99,13 @@ impl Stats {
 /// Everything a request needs, shared read-only by all request tasks.
 #[derive(Debug)]
 pub struct Context {
-    /// The validated configuration.
+    /// The validated configuration, as loaded at start. The NAS table and the sites in force
+    /// are [`Context::clients`] and [`Context::sites`]: a reload (SIGHUP) replaces those.
     pub settings: Settings,
-    /// The NAS table.
-    pub clients: Clients,
+    /// The NAS table; replaced whole by [`Context::reload`].
+    pub clients: Swap<Clients>,
+    /// Sites, exceptions and where groups are read; replaced whole by [`Context::reload`].
+    pub sites: Swap<SiteConfig>,
     /// The directory servers.
     pub upstreams: Upstreams,
     /// The duplicate cache.
@@ -124,7 +129,8 @@ impl Context {
     /// Builds the context from settings and an opened store.
     pub fn new(settings: Settings, store: Option<Store>) -> Self {
         Self {
-            clients: Clients::new(settings.clients.clone()),
+            clients: Swap::new(Clients::new(settings.clients.clone())),
+            sites: Swap::new(settings.sites.clone()),
             upstreams: Upstreams::new(settings.upstreams.clone()),
             replay: Replay::new(settings.duplicate_window),
             challenges: Challenges::new(settings.mfa.challenge_ttl, settings.mfa.max_pending),
@@ -137,6 +143,21 @@ impl Context {
             stats: Stats::default(),
             unknown_logged: Mutex::new(HashMap::new()),
             settings,
+        }
+    }
+
+    /// Applies the reloadable part of `settings`, a fresh load of the configuration file:
+    /// the NAS table (addresses, secrets, per-client policy, origin and second-factor mode)
+    /// and the sites, exceptions and groups. Requests in progress finish with the tables they
+    /// started with; pending challenges and push approvals are kept. Everything else
+    /// (listeners, upstreams, store, limits, providers) is read at start only.
+    pub fn reload(&self, settings: &Settings) -> Reloaded {
+        self.clients.store(Clients::new(settings.clients.clone()));
+        self.sites.store(settings.sites.clone());
+        Reloaded {
+            clients: settings.clients.len(),
+            sites: settings.sites.sites.len(),
+            exceptions: settings.sites.exceptions.len(),
         }
     }
 
@@ -162,6 +183,17 @@ impl Context {
             tracing::debug!(source = %ip, "dropping requests from an address that is no client");
         }
     }
+}
+
+/// What a reload put in force (for its log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloaded {
+    /// `[[clients]]` entries.
+    pub clients: usize,
+    /// Sites.
+    pub sites: usize,
+    /// Exception rules.
+    pub exceptions: usize,
 }
 
 /// A daemon with its sockets bound, ready to run.

@@ -9,7 +9,7 @@
 //! A request's way, in the order it meets these modules (see [`pipeline`]):
 //!
 //! - [`daemon`]: binds the UDP listeners, runs the receive loops, drains on shutdown;
-//!   owns the read-only shared [`daemon::Context`].
+//!   owns the shared [`daemon::Context`] (read-only but for a few documented stores).
 //! - [`pipeline`]: one request top to bottom: client, authenticity, duplicates,
 //!   then Status-Server, access or accounting. Drops are values with a reason.
 //! - [`clients`]: the NAS table (source address → client and secret).
@@ -41,6 +41,7 @@
 //! - [`origin`]: where a login comes from — the user's real address, read from the request.
 //! - [`sites`]: named address ranges with a policy (longest prefix wins), the exception list.
 //! - [`policy`]: the pure decision — pass through, second factor, or reject — and `explain`.
+//! - [`swap`]: the NAS table and the sites, replaced whole when SIGHUP reloads them.
 #![forbid(unsafe_code)]
 
 pub mod approval;
@@ -67,5 +68,6 @@ pub mod replay;
 pub mod secret;
 pub mod sites;
 pub mod store;
+pub mod swap;
 pub mod upstream;
 pub mod username;

@@ -9,6 +9,7 @@ use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -241,8 +242,9 @@ fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
+/// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads the clients and sites.
 fn serve(settings: Settings) -> ExitCode {
+    let config = settings.source.clone();
     let rt = match daemon_runtime(settings.workers) {
         Ok(rt) => rt,
         Err(e) => {
@@ -268,7 +270,7 @@ fn serve(settings: Settings) -> ExitCode {
             tracing::info!("approval API listening on {addr}");
         }
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone()));
+        tokio::spawn(signals(shutdown.clone(), daemon.context(), config));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         if let Some(period) = sd_notify::watchdog_enabled() {
             tokio::spawn(watchdog(period / 2));
@@ -430,23 +432,66 @@ fn read_response(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT, naming the signal.
-async fn signals(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM or SIGINT, naming the signal; reloads the clients and
+/// sites from `config` on SIGHUP (as FreeRADIUS admins expect; unhandled, SIGHUP would end
+/// the process without the drain).
+async fn signals(shutdown: CancellationToken, ctx: Arc<daemon::Context>, config: PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let name = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => reload(&ctx, &config).await,
+        }
     };
     tracing::info!("{name} received: finishing requests in progress");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     shutdown.cancel();
+}
+
+/// SIGHUP: loads `config` again, checked as at start. If it is valid, the NAS table and the
+/// sites and exceptions are replaced (see [`daemon::Context::reload`]); if not, the error
+/// (naming the key) is logged and what is in force stays.
+async fn reload(ctx: &daemon::Context, config: &Path) {
+    use sd_notify::NotifyState;
+    let _ = sd_notify::notify(&[
+        NotifyState::Reloading,
+        NotifyState::MonotonicUsec(monotonic_usec()),
+    ]);
+    let path = config.to_owned();
+    match tokio::task::spawn_blocking(move || Settings::load(&path)).await {
+        Ok(Ok(settings)) => {
+            let r = ctx.reload(&settings);
+            tracing::info!(
+                "SIGHUP: reloaded {} client(s), {} site(s) and {} exception(s) from {}; \
+                 other settings take effect at the next restart",
+                r.clients,
+                r.sites,
+                r.exceptions,
+                config.display()
+            );
+        }
+        Ok(Err(e)) => tracing::error!(
+            "SIGHUP: not reloaded, {}: {e}; the clients and sites in force are kept",
+            config.display()
+        ),
+        Err(e) => tracing::error!("SIGHUP: not reloaded: {e}"),
+    }
+    let _ = sd_notify::notify(&[NotifyState::Ready]);
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd wants it with RELOADING=1.
+fn monotonic_usec() -> i128 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    i128::from(now.tv_sec) * 1_000_000 + i128::from(now.tv_nsec) / 1_000
 }
 
 /// Pings the systemd watchdog while the runtime is responsive.

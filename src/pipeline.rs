@@ -99,7 +99,8 @@ pub async fn handle(
     src: SocketAddr,
     datagram: &[u8],
 ) -> Outcome {
-    let Some(client) = ctx.clients.find(src.ip()) else {
+    let clients = ctx.clients.load();
+    let Some(client) = clients.find(src.ip()) else {
         return Outcome::Drop(Drop::UnknownClient);
     };
     let Ok(request) = Packet::decode(datagram) else {

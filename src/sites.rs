@@ -572,6 +572,11 @@ impl Exceptions {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty() && self.groups.is_empty()
     }
+
+    /// Users and groups listed.
+    pub fn len(&self) -> usize {
+        self.users.len() + self.groups.len()
+    }
 }
 
 /// Checks an entry's action, reason and that it names someone.

@@ -29,6 +29,7 @@ use crate::policy::{
 };
 use crate::radius::{Code, Keying, Packet, attr};
 use crate::relay;
+use crate::sites::SiteConfig;
 use crate::upstream::{Port, Reply};
 
 /// Handles an Access-Request from `client`.
@@ -51,7 +52,8 @@ pub(super) async fn handle(
         origin: &origin,
         user: &user_text,
     };
-    let before = decide_before_directory(&ctx.settings.sites, &input);
+    let sites = ctx.sites.load();
+    let before = decide_before_directory(&sites, &input);
     let trusted = client.policy == Some(SitePolicy::Trusted)
         || before
             .site
@@ -74,6 +76,7 @@ pub(super) async fn handle(
         nas,
         user,
         input: &input,
+        sites: &sites,
         before,
     };
     let answer = decide(ctx, login, typed).await?;
@@ -89,6 +92,8 @@ struct Login<'a> {
     nas: Keying<'a>,
     user: Option<String>,
     input: &'a PolicyInput<'a>,
+    /// The sites in force when the request arrived (a reload does not change them midway).
+    sites: &'a SiteConfig,
     before: Decision,
 }
 
@@ -158,6 +163,7 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
         nas,
         user,
         input,
+        sites,
         before,
     } = login;
     // Built only where a challenge needs it: a pass-through login never does, and these
@@ -220,11 +226,9 @@ async fn decide(ctx: &Context, login: Login<'_>, typed: Option<Zeroizing<Vec<u8>
         return answer.relay(ctx, request, nas).map(explained);
     };
     let after = match (&granted, before.groups_pending) {
-        (Granted::Upstream(reply), true) => decide_after_accept(
-            &ctx.settings.sites,
-            input,
-            &groups_from(&reply.packet, ctx.settings.sites.groups_from),
-        ),
+        (Granted::Upstream(reply), true) => {
+            decide_after_accept(sites, input, &groups_from(&reply.packet, sites.groups_from))
+        }
         _ => before,
     };
     let explained = |mut a: Answer| {

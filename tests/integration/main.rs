@@ -14,4 +14,5 @@ mod mschap;
 mod pass_through;
 mod peers;
 mod push;
+mod reload;
 mod totp;
