@@ -3,7 +3,8 @@
 //!
 //! State: one read-only `Arc<Context>`. Its mutable parts are few and each documents
 //! its own locking: the duplicate cache ([`Replay`]), the upstream Identifier pools
-//! and health ([`Upstreams`]), and counters (atomics).
+//! and health ([`Upstreams`]), pending challenges, the limiter, the NAS table and the
+//! sites (each a [`Swap`], replaced whole by a reload), and counters (atomics).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
