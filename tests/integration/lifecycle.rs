@@ -46,6 +46,16 @@ impl Served {
     /// Starts `portvakt --log-format json serve --config CONFIG` with `PORTVAKT_LOG=log_filter`; stdout and stderr
     /// go to `stdout.log` and `stderr.log` in `dir`. Returns once it has logged "listening for auth on ADDR".
     pub(crate) fn start(dir: &TestDir, config: &Path, log_filter: &str) -> Result<Self> {
+        Self::start_with_env(dir, config, log_filter, &[])
+    }
+
+    /// [`Served::start`] with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub(crate) fn start_with_env(
+        dir: &TestDir,
+        config: &Path,
+        log_filter: &str,
+        env: &[(&str, &Path)],
+    ) -> Result<Self> {
         let stdout = dir.join("stdout.log");
         let stderr = dir.join("stderr.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
@@ -59,6 +69,7 @@ impl Served {
             .args(["--log-format", "json", "serve", "--config"])
             .arg(config)
             .env("PORTVAKT_LOG", log_filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout)?)
             .stderr(File::create(&stderr)?)
