@@ -382,6 +382,9 @@ fn default_revive_after() -> Duration {
 pub struct Settings {
     /// Where the settings came from (for messages).
     pub source: PathBuf,
+    /// The files read, with their SHA-256: the configuration, then the sites file if any
+    /// (logged at start and at each reload, so an audit can tell which files were in force).
+    pub files: Vec<FileDigest>,
     /// Authentication listeners.
     pub auth_listen: Vec<SocketAddr>,
     /// Accounting listeners.
@@ -588,12 +591,11 @@ pub struct UpstreamSettings {
 impl Settings {
     /// Loads `path` (TOML) with `PORTVAKT__*` environment overrides, and validates it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        // Read once: what is parsed is what is hashed.
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
         let built = config::Config::builder()
-            .add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            )
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
             .add_source(
                 config::Environment::with_prefix("PORTVAKT")
                     .prefix_separator("__")
@@ -615,7 +617,11 @@ impl Settings {
             ConfigError::new(key, e.into_inner().to_string())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_raw(raw, path, base)
+        let mut settings = Self::from_raw(raw, path, base)?;
+        settings
+            .files
+            .insert(0, FileDigest::of(path, text.as_bytes()));
+        Ok(settings)
     }
 
     /// Validates raw settings; relative paths are resolved against `base`.
@@ -675,7 +681,7 @@ impl Settings {
             ));
         }
         let mfa = mfa_settings(raw.mfa)?;
-        let sites = site_config(raw.policy, raw.sites, raw.exceptions, base)?;
+        let (sites, sites_file) = site_config(raw.policy, raw.sites, raw.exceptions, base)?;
         let fail_modes = FailModes {
             push: raw.push.as_ref().map(|p| p.fail_mode).unwrap_or_default(),
             sms: raw.sms.as_ref().map(|s| s.fail_mode).unwrap_or_default(),
@@ -705,6 +711,7 @@ impl Settings {
         let limits = Limits::from_raw(&raw.limits, "").map_err(first_issue)?;
         Ok(Self {
             source: source.to_path_buf(),
+            files: sites_file.into_iter().collect(),
             auth_listen,
             acct_listen,
             dictionary,
@@ -855,14 +862,14 @@ fn site_config(
     sites: Vec<RawSite>,
     exceptions: Vec<RawException>,
     base: &Path,
-) -> Result<SiteConfig, ConfigError> {
+) -> Result<(SiteConfig, Option<FileDigest>), ConfigError> {
     let Some(file) = policy.sites_file else {
         let raw = RawSitesFile {
             sites,
             exceptions,
             groups_from: policy.groups_from,
         };
-        return SiteConfig::from_raw(&raw, "").map_err(first_issue);
+        return Ok((SiteConfig::from_raw(&raw, "").map_err(first_issue)?, None));
     };
     if !sites.is_empty() || !exceptions.is_empty() {
         return Err(ConfigError::new(
@@ -882,8 +889,40 @@ fn site_config(
     if raw.groups_from.is_none() {
         raw.groups_from = policy.groups_from;
     }
-    SiteConfig::from_raw(&raw, &format!("policy.sites_file({}) ", path.display()))
-        .map_err(first_issue)
+    let sites = SiteConfig::from_raw(&raw, &format!("policy.sites_file({}) ", path.display()))
+        .map_err(first_issue)?;
+    Ok((sites, Some(FileDigest::of(&path, text.as_bytes()))))
+}
+
+/// A configuration file and the SHA-256 of what was read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 of its contents.
+    pub sha256: [u8; 32],
+}
+
+impl FileDigest {
+    fn of(path: &Path, contents: &[u8]) -> Self {
+        use sha2::Digest;
+        Self {
+            path: path.to_path_buf(),
+            sha256: sha2::Sha256::digest(contents).into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FileDigest {
+    /// `PATH (sha256 0123456789ab)`: the first 12 hex digits, as `sha256sum PATH` prints them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (sha256 {})",
+            self.path.display(),
+            hex::encode(&self.sha256[..6])
+        )
+    }
 }
 
 fn listen_addrs(list: &[String], key: &str) -> Result<Vec<SocketAddr>, ConfigError> {

@@ -245,6 +245,7 @@ fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads the clients and sites.
 fn serve(settings: Settings) -> ExitCode {
     let config = settings.source.clone();
+    let files = file_list(&settings.files);
     let rt = match daemon_runtime(settings.workers) {
         Ok(rt) => rt,
         Err(e) => {
@@ -269,6 +270,7 @@ fn serve(settings: Settings) -> ExitCode {
         if let Some(addr) = daemon.approval_addr() {
             tracing::info!("approval API listening on {addr}");
         }
+        tracing::info!("configuration: {files}");
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone(), daemon.context(), config));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -476,7 +478,7 @@ async fn reload(ctx: &daemon::Context, config: &Path) {
                 r.clients,
                 r.sites,
                 r.exceptions,
-                config.display()
+                file_list(&settings.files)
             );
         }
         Ok(Err(e)) => tracing::error!(
@@ -486,6 +488,15 @@ async fn reload(ctx: &daemon::Context, config: &Path) {
         Err(e) => tracing::error!("SIGHUP: not reloaded: {e}"),
     }
     let _ = sd_notify::notify(&[NotifyState::Ready]);
+}
+
+/// The files a configuration was read from, with their digests, for the log.
+fn file_list(files: &[portvakt::config::FileDigest]) -> String {
+    files
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// CLOCK_MONOTONIC in microseconds, as systemd wants it with RELOADING=1.

@@ -128,6 +128,13 @@ async fn bob_through_the_second_nas(nas2: &mut RadiusClient) -> Result<Code> {
     Ok(reply.code)
 }
 
+/// The first 12 hex digits of a file's SHA-256, as `sha256sum` prints them.
+fn sha256_prefix(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path)?);
+    Ok(hex::encode(&digest[..6]))
+}
+
 fn enrol_alice(dir: &Path) -> Result<()> {
     let key = StoreKey::from_file(&dir.join("store.key"))?;
     let store = Store::open(&dir.join("portvakt.db"), &key)?;
@@ -187,6 +194,14 @@ fn sighup_reloads_clients_and_sites_keeps_pending_logins_and_survives_a_broken_f
             line.starts_with("SIGHUP: reloaded 2 client(s), 1 site(s) and 0 exception(s)"),
             "{line}"
         );
+        // Which files were applied, as `sha256sum` names them.
+        for file in ["portvakt.toml", "sites.toml"] {
+            let digest = sha256_prefix(&dir.join(file))?;
+            ensure!(
+                line.contains(&format!("{file} (sha256 {digest})")),
+                "{file}: {line}"
+            );
+        }
 
         assert_eq!(
             alice_at_the_office(&mut nas).await?,
