@@ -153,8 +153,10 @@ fn main() -> ExitCode {
     portvakt::factor::install_crypto_provider();
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(&config) {
-            Ok(_) => {
-                let _ = writeln!(std::io::stdout(), "{}: configuration OK", config.display());
+            Ok(settings) => {
+                // The same file list and digests the daemon logs at start and at each reload.
+                let files = file_list(&settings.files);
+                let _ = writeln!(std::io::stdout(), "configuration OK: {files}");
                 ExitCode::SUCCESS
             }
             Err(e) => usage_error(&e),

@@ -34,6 +34,13 @@ fn valid_configs_pass() {
     for path in all {
         let (code, text) = check(&path);
         assert_eq!(code, 0, "{}: {text}", path.display());
+        // It names the file with its digest, as the daemon logs it and as `sha256sum` prints it.
+        let digest = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(std::fs::read(&path).unwrap())[..6])
+        };
+        let named = format!("configuration OK: {} (sha256 {digest})", path.display());
+        assert!(text.starts_with(&named), "want {named:?}, got: {text}");
     }
 }
 
