@@ -152,14 +152,9 @@ impl Context {
     /// and the sites, exceptions and groups. Requests in progress finish with the tables they
     /// started with; pending challenges and push approvals are kept. Everything else
     /// (listeners, upstreams, store, limits, providers) is read at start only.
-    pub fn reload(&self, settings: &Settings) -> Reloaded {
+    pub fn reload(&self, settings: &Settings) {
         self.clients.store(Clients::new(settings.clients.clone()));
         self.sites.store(settings.sites.clone());
-        Reloaded {
-            clients: settings.clients.len(),
-            sites: settings.sites.sites.len(),
-            exceptions: settings.sites.exceptions.len(),
-        }
     }
 
     /// A User-Name as the store and the policy see it (see [`crate::username::normalize`]).
@@ -184,17 +179,6 @@ impl Context {
             tracing::debug!(source = %ip, "dropping requests from an address that is no client");
         }
     }
-}
-
-/// What a reload put in force (for its log line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reloaded {
-    /// `[[clients]]` entries.
-    pub clients: usize,
-    /// Sites.
-    pub sites: usize,
-    /// Exception rules.
-    pub exceptions: usize,
 }
 
 /// A daemon with its sockets bound, ready to run.

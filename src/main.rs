@@ -246,8 +246,6 @@ fn daemon_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads the clients and sites.
 fn serve(settings: Settings) -> ExitCode {
-    let config = settings.source.clone();
-    let files = file_list(&settings.files);
     let rt = match daemon_runtime(settings.workers) {
         Ok(rt) => rt,
         Err(e) => {
@@ -272,9 +270,10 @@ fn serve(settings: Settings) -> ExitCode {
         if let Some(addr) = daemon.approval_addr() {
             tracing::info!("approval API listening on {addr}");
         }
-        tracing::info!("configuration: {files}");
+        let ctx = daemon.context();
+        tracing::info!("configuration: {}", file_list(&ctx.settings.files));
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone(), daemon.context(), config));
+        tokio::spawn(signals(shutdown.clone(), ctx));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         if let Some(period) = sd_notify::watchdog_enabled() {
             tokio::spawn(watchdog(period / 2));
@@ -437,9 +436,9 @@ fn read_response(prompt: &str) -> anyhow::Result<String> {
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT, naming the signal; reloads the clients and
-/// sites from `config` on SIGHUP (as FreeRADIUS admins expect; unhandled, SIGHUP would end
-/// the process without the drain).
-async fn signals(shutdown: CancellationToken, ctx: Arc<daemon::Context>, config: PathBuf) {
+/// sites from the configuration file on SIGHUP (as FreeRADIUS admins expect; unhandled,
+/// SIGHUP would end the process without the drain).
+async fn signals(shutdown: CancellationToken, ctx: Arc<daemon::Context>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -453,7 +452,7 @@ async fn signals(shutdown: CancellationToken, ctx: Arc<daemon::Context>, config:
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
-            _ = hup.recv() => reload(&ctx, &config).await,
+            _ = hup.recv() => reload(&ctx).await,
         }
     };
     tracing::info!("{name} received: finishing requests in progress");
@@ -461,31 +460,31 @@ async fn signals(shutdown: CancellationToken, ctx: Arc<daemon::Context>, config:
     shutdown.cancel();
 }
 
-/// SIGHUP: loads `config` again, checked as at start. If it is valid, the NAS table and the
-/// sites and exceptions are replaced (see [`daemon::Context::reload`]); if not, the error
-/// (naming the key) is logged and what is in force stays.
-async fn reload(ctx: &daemon::Context, config: &Path) {
+/// SIGHUP: loads the configuration file again, checked as at start. If it is valid, the NAS
+/// table and the sites and exceptions are replaced (see [`daemon::Context::reload`]); if not,
+/// the error (naming the key) is logged and what is in force stays.
+async fn reload(ctx: &daemon::Context) {
     use sd_notify::NotifyState;
     let _ = sd_notify::notify(&[
         NotifyState::Reloading,
         NotifyState::MonotonicUsec(monotonic_usec()),
     ]);
-    let path = config.to_owned();
-    match tokio::task::spawn_blocking(move || Settings::load(&path)).await {
+    let config = ctx.settings.source.clone();
+    match tokio::task::spawn_blocking(move || Settings::load(&config)).await {
         Ok(Ok(settings)) => {
-            let r = ctx.reload(&settings);
+            ctx.reload(&settings);
             tracing::info!(
                 "SIGHUP: reloaded {} client(s), {} site(s) and {} exception(s) from {}; \
                  other settings take effect at the next restart",
-                r.clients,
-                r.sites,
-                r.exceptions,
+                settings.clients.len(),
+                settings.sites.sites.len(),
+                settings.sites.exceptions.len(),
                 file_list(&settings.files)
             );
         }
         Ok(Err(e)) => tracing::error!(
             "SIGHUP: not reloaded, {}: {e}; the clients and sites in force are kept",
-            config.display()
+            ctx.settings.source.display()
         ),
         Err(e) => tracing::error!("SIGHUP: not reloaded: {e}"),
     }
