@@ -253,10 +253,9 @@ fn decode_base32(text: &str) -> Result<Zeroizing<Vec<u8>>, TotpError> {
 ///
 /// Two steps of one window can have the same code (for 6 digits, about once in 500,000 logins
 /// with `skew` 1). The step returned is then the **newest** that matches, so that recording it
-/// spends the code for the whole window: a user who logged in at step T and now types the
-/// code of T+1 that happens to equal T's is accepted (the earliest match, T, would be refused
-/// as a replay), and that code cannot then be replayed for T+1. totp-rs's own `check` returns
-/// the earliest.
+/// spends the code for every step it is valid for. With the earliest match (what totp-rs's own
+/// `check` returns), a code used at step T that T+1 shares was recorded as T, and a minute
+/// later, with T out of the window, the same code passed again as T+1.
 pub fn verify(secret: &TotpSecret, code: &str, now: u64, skew: u8) -> Option<u64> {
     // A code is at most 8 digits; anything far longer is not a code and is not copied.
     if code.len() > 32 {
@@ -338,6 +337,33 @@ pub fn qr_terminal(uri: &str) -> Result<String, TotpError> {
         .quiet_zone(true)
         .build();
     Ok(text)
+}
+
+/// Two neighbouring steps that share a code, for the tests here and the store's.
+#[cfg(test)]
+pub(crate) mod twins {
+    use super::{Algorithm, TotpSecret};
+    use zeroize::Zeroizing;
+
+    /// With the RFC 6238 SHA1 seed ([`seed`], 6 digits), steps 57,766,335 and 57,766,336
+    /// (2024-11-30 18:07:30 and 18:08:00 UTC) both have the code [`CODE`] (oathtool agrees);
+    /// their neighbours have 726238 and [`NEXT_CODE`].
+    pub(crate) const STEP: u64 = 57_766_335;
+    /// The code of [`STEP`] and of the step after it.
+    pub(crate) const CODE: &str = "251166";
+    /// The code of `STEP + 2`.
+    pub(crate) const NEXT_CODE: &str = "463144";
+
+    /// The RFC 6238 SHA1 seed ("12345678901234567890") with 6 digits and 30 s steps.
+    pub(crate) fn seed() -> TotpSecret {
+        TotpSecret::new(
+            Zeroizing::new(b"12345678901234567890".to_vec()),
+            6,
+            30,
+            Algorithm::Sha1,
+        )
+        .unwrap()
+    }
 }
 
 #[cfg(test)]
@@ -432,32 +458,16 @@ mod tests {
         assert_eq!(verify(&seed, &code_at(step - 1), step * 30 + 30, 1), None);
     }
 
-    /// With the RFC 6238 SHA1 seed, steps 57,766,335 and 57,766,336 (2024-11-30 18:07:30
-    /// and :08:00 UTC) both have the 6-digit code 251166 (oathtool agrees), and their
-    /// neighbours 726238 and 463144 differ.
-    const TWIN_STEP: u64 = 57_766_335;
-    const TWIN_CODE: &str = "251166";
-
-    fn rfc_seed_6() -> TotpSecret {
-        TotpSecret::new(
-            rfc_seed(Algorithm::Sha1).bytes.clone(),
-            6,
-            30,
-            Algorithm::Sha1,
-        )
-        .unwrap()
-    }
-
     #[test]
     fn a_code_valid_for_two_steps_matches_the_newest() {
-        let seed = rfc_seed_6();
+        use twins::{CODE as TWIN_CODE, STEP as TWIN_STEP};
+        let seed = twins::seed();
         for step in [TWIN_STEP, TWIN_STEP + 1] {
             assert_eq!(current_code(&seed, step * 30), TWIN_CODE);
         }
         assert_eq!(current_code(&seed, (TWIN_STEP - 1) * 30), "726238");
-        assert_eq!(current_code(&seed, (TWIN_STEP + 2) * 30), "463144");
-        // At T+1 with ±1 the window holds both twins: the newer is the match (the earliest
-        // would be refused as a replay by a user who logged in at T).
+        assert_eq!(current_code(&seed, (TWIN_STEP + 2) * 30), twins::NEXT_CODE);
+        // At T+1 with ±1 the window holds both twins: the newer is the match.
         for now in [(TWIN_STEP + 1) * 30, (TWIN_STEP + 1) * 30 + 29] {
             assert_eq!(verify(&seed, TWIN_CODE, now, 1), Some(TWIN_STEP + 1));
         }

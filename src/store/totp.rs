@@ -682,23 +682,16 @@ mod tests {
         assert!(!store.accept_totp_step("alice", again).unwrap(), "replay");
     }
 
-    /// A code that two neighbouring steps share (the RFC 6238 seed's 251166 at steps
-    /// 57,766,335 and 57,766,336, see `factor::totp`) is spent for both: replayed a minute
-    /// later, when only the second step is still in the window, it is refused. Recording the
-    /// earliest matching step (totp-rs's `check`) let that replay in.
+    /// A code that two neighbouring steps share (`factor::totp::twins`) is spent for both:
+    /// replayed a minute later, when only the second step is still in the window, it is
+    /// refused. Recording the earliest matching step (totp-rs's `check`) let that replay in.
     #[tokio::test(flavor = "current_thread")]
     async fn a_code_two_steps_share_is_spent_for_both() {
         let (_dir, store) = temp_store();
         store.add_user("alice").unwrap();
-        let seed = TotpSecret::new(
-            Zeroizing::new(b"12345678901234567890".to_vec()),
-            6,
-            30,
-            Algorithm::Sha1,
-        )
-        .unwrap();
-        store.set_totp("alice", &seed, true).unwrap();
-        let twin = 57_766_335u64;
+        use totp::twins;
+        store.set_totp("alice", &twins::seed(), true).unwrap();
+        let twin = twins::STEP;
         let check = |code: &'static str, now: u64| {
             let store = store.clone();
             async move {
@@ -708,15 +701,15 @@ mod tests {
                     .unwrap()
             }
         };
-        assert_eq!(check("251166", twin * 30 + 5).await, TotpCheck::Accepted);
+        assert_eq!(check(twins::CODE, twin * 30 + 5).await, TotpCheck::Accepted);
         assert_eq!(
-            check("251166", (twin + 2) * 30 + 5).await,
+            check(twins::CODE, (twin + 2) * 30 + 5).await,
             TotpCheck::Replayed,
             "the same code a minute later"
         );
         // The next step's own code still works.
         assert_eq!(
-            check("463144", (twin + 2) * 30 + 5).await,
+            check(twins::NEXT_CODE, (twin + 2) * 30 + 5).await,
             TotpCheck::Accepted
         );
     }
