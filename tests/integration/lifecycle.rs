@@ -151,12 +151,12 @@ impl Served {
             .collect())
     }
 
-    /// Waits up to `limit` for a log message starting with `prefix`.
-    pub(crate) fn wait_for_message(&self, prefix: &str, limit: Duration) -> Result<()> {
+    /// Waits up to `limit` for a log message starting with `prefix`, and returns the first.
+    pub(crate) fn wait_for_message(&self, prefix: &str, limit: Duration) -> Result<String> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if self.messages()?.iter().any(|m| m.starts_with(prefix)) {
-                return Ok(());
+            if let Some(m) = self.messages()?.into_iter().find(|m| m.starts_with(prefix)) {
+                return Ok(m);
             }
             std::thread::sleep(POLL_INTERVAL);
         }
@@ -168,11 +168,22 @@ impl Served {
 
     /// Sends SIGTERM to the process (its own pid only) without waiting.
     pub(crate) fn sigterm(&self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, …) to the process (its own pid only) without waiting.
+    pub(crate) fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("sh")
-            .args(["-c", "kill -TERM \"$1\"", "sh", &self.pid().to_string()])
+            .args([
+                "-c",
+                "kill -s \"$1\" \"$2\"",
+                "sh",
+                name,
+                &self.pid().to_string(),
+            ])
             .status()
-            .context("running sh to send SIGTERM")?;
-        ensure!(status.success(), "kill -TERM {} failed", self.pid());
+            .with_context(|| format!("running sh to send SIG{name}"))?;
+        ensure!(status.success(), "kill -s {name} {} failed", self.pid());
         Ok(())
     }
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use portvakt::factor::totp::{Algorithm, TotpSecret};
 use portvakt::login::RadiusClient;
-use portvakt::radius::{Attribute, Code, attr};
+use portvakt::radius::{Code, attr};
 use portvakt::secret::Secret;
 use portvakt::store::{ImportMode, Store, StoreKey, TotpImport};
 
 use crate::lifecycle::{Served, bob_request};
+use crate::logs::{attribute, attrs};
 use crate::pass_through::directory;
 use crate::support::TestDir;
 use crate::support::freeradius::{ALICE, BOB, FreeRadius, numbered_user};
@@ -56,64 +57,16 @@ fn second_nas() -> String {
     )
 }
 
-fn sighup(served: &Served) -> Result<()> {
-    let status = std::process::Command::new("sh")
-        .args(["-c", "kill -HUP \"$1\"", "sh", &served.pid().to_string()])
-        .status()
-        .context("running sh to send SIGHUP")?;
-    ensure!(status.success(), "kill -HUP {} failed", served.pid());
-    Ok(())
-}
-
-/// How many log messages start with `prefix`.
-fn count(served: &Served, prefix: &str) -> Result<usize> {
-    Ok(served
-        .messages()?
-        .iter()
-        .filter(|m| m.starts_with(prefix))
-        .count())
-}
-
-/// Waits for the `n`th log message starting with `prefix` and returns it.
-fn nth_message(served: &Served, prefix: &str, n: usize) -> Result<String> {
-    let deadline = std::time::Instant::now() + LOG_LIMIT;
-    loop {
-        let found: Vec<String> = served
-            .messages()?
-            .into_iter()
-            .filter(|m| m.starts_with(prefix))
-            .collect();
-        if let Some(m) = found.get(n - 1) {
-            return Ok(m.clone());
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "no log message #{n} starting with {prefix:?} within {LOG_LIMIT:?}: {:?}",
-            served.messages()?
-        );
-        std::thread::sleep(crate::support::POLL_INTERVAL);
-    }
-}
-
-fn station(address: &str) -> Attribute {
-    Attribute {
-        typ: attr::CALLING_STATION_ID,
-        value: address.into(),
-    }
-}
-
-fn user(name: &str) -> Attribute {
-    Attribute {
-        typ: attr::USER_NAME,
-        value: name.into(),
-    }
+/// The first log message starting with `prefix`, once it is there.
+fn message(served: &Served, prefix: &str) -> Result<String> {
+    served.wait_for_message(prefix, LOG_LIMIT)
 }
 
 /// alice's login from the town hall, through the test NAS: the reply's code.
 async fn alice_at_the_office(nas: &mut RadiusClient) -> Result<Code> {
     let reply = nas
         .access(
-            &[user(ALICE.name), station(OFFICE)],
+            &attrs(ALICE.name.as_bytes(), OFFICE, None),
             Some(ALICE.password.as_bytes()),
         )
         .await?;
@@ -123,7 +76,10 @@ async fn alice_at_the_office(nas: &mut RadiusClient) -> Result<Code> {
 /// bob's login through the second NAS: the reply's code.
 async fn bob_through_the_second_nas(nas2: &mut RadiusClient) -> Result<Code> {
     let reply = nas2
-        .access(&[user(BOB.name)], Some(BOB.password.as_bytes()))
+        .access(
+            &[attribute(attr::USER_NAME, BOB.name.as_bytes())],
+            Some(BOB.password.as_bytes()),
+        )
         .await?;
     Ok(reply.code)
 }
@@ -173,23 +129,22 @@ fn sighup_reloads_clients_and_sites_keeps_pending_logins_and_survives_a_broken_f
             "trusted site before the reload"
         );
         let pending = nas
-            .access(&[user("alice"), station(HOME)], password)
+            .access(&attrs(ALICE.name.as_bytes(), HOME, None), password)
             .await?;
         assert_eq!(pending.code, Code::AccessChallenge);
         let state = pending.state().context("State")?.to_vec();
         let stranger = UdpSocket::bind("127.0.0.2:0")?;
         stranger.send_to(&bob_request()?.0, server)?;
-        nth_message(
+        message(
             &served,
             "dropping requests from an address that is no client",
-            1,
         )?;
 
         // The network team makes the town hall challenged too, and a second NAS is added.
         dir.write("sites.toml", sites("mfa"))?;
         dir.write("portvakt.toml", self::config(&upstream, &second_nas()))?;
-        sighup(&served)?;
-        let line = nth_message(&served, "SIGHUP: reloaded", 1)?;
+        served.signal("HUP")?;
+        let line = message(&served, "SIGHUP: reloaded")?;
         ensure!(
             line.starts_with("SIGHUP: reloaded 2 client(s), 1 site(s) and 0 exception(s)"),
             "{line}"
@@ -209,13 +164,9 @@ fn sighup_reloads_clients_and_sites_keeps_pending_logins_and_survives_a_broken_f
             "the reloaded site needs a second factor"
         );
         let code = oathtool(ALICE_SECRET, 0)?;
-        let state_attr = Attribute {
-            typ: attr::STATE,
-            value: state,
-        };
         let answered = nas
             .access(
-                &[user("alice"), station(HOME), state_attr],
+                &attrs(ALICE.name.as_bytes(), HOME, Some(&state)),
                 Some(code.as_bytes()),
             )
             .await?;
@@ -234,14 +185,19 @@ fn sighup_reloads_clients_and_sites_keeps_pending_logins_and_survives_a_broken_f
 
         // A broken sites file: not applied, the key is named, the daemon goes on with what it had.
         dir.write("sites.toml", sites("open"))?;
-        sighup(&served)?;
-        let error = nth_message(&served, "SIGHUP: not reloaded", 1)?;
+        served.signal("HUP")?;
+        let error = message(&served, "SIGHUP: not reloaded")?;
         ensure!(
             error.contains("sites[0].policy"),
             "the bad key is named: {error}"
         );
+        let reloads = served.messages()?;
         ensure!(
-            count(&served, "SIGHUP: reloaded")? == 1,
+            reloads
+                .iter()
+                .filter(|m| m.starts_with("SIGHUP: reloaded"))
+                .count()
+                == 1,
             "nothing else was applied"
         );
         assert_eq!(
@@ -296,7 +252,7 @@ impl Notify {
 
     /// Sends SIGHUP and follows the reload as systemd would: RELOADING=1 with the monotonic clock, then READY=1.
     fn reload(&self, served: &Served) -> Result<()> {
-        sighup(served)?;
+        served.signal("HUP")?;
         let reloading = self.next()?;
         let usec = reloading
             .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
@@ -341,19 +297,16 @@ enum Step {
 impl Step {
     async fn run(&self, nas: &mut RadiusClient, i: usize) -> Result<Vec<u8>> {
         let u = numbered_user(i);
-        let mut attrs = vec![user(&u.name), station(HOME)];
-        let (password, expected) = match self {
-            Self::Password => (u.password.as_bytes(), Code::AccessChallenge),
-            Self::Code(code, states) => {
-                attrs.push(Attribute {
-                    typ: attr::STATE,
-                    value: states[i].clone(),
-                });
-                (code.as_bytes(), Code::AccessAccept)
-            }
+        let (password, state, expected) = match self {
+            Self::Password => (u.password.as_bytes(), None, Code::AccessChallenge),
+            Self::Code(code, states) => (
+                code.as_bytes(),
+                Some(states[i].as_slice()),
+                Code::AccessAccept,
+            ),
         };
         let reply = nas
-            .access(&attrs, Some(password))
+            .access(&attrs(u.name.as_bytes(), HOME, state), Some(password))
             .await
             .with_context(|| format!("{}: no reply", u.name))?;
         ensure!(
@@ -438,7 +391,7 @@ fn a_thousand_pending_challenges_survive_a_reload_and_a_thousand_reloads_keep_me
     let states = run_all(&rt, served.auth(), &Step::Password)?;
     dir.write("sites.toml", sites("mfa"))?;
     notify.reload(&served)?;
-    nth_message(&served, "SIGHUP: reloaded", 1)?;
+    message(&served, "SIGHUP: reloaded")?;
     let code = oathtool(ALICE_SECRET, 0)?;
     run_all(&rt, served.auth(), &Step::Code(code, Arc::new(states)))?;
 
