@@ -139,8 +139,8 @@ impl Codes {
     fn code(&self, users: &Users, user: u32, now: u64) -> (u64, String, bool) {
         let step = now / TOTP_PERIOD;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let last = cache.get(user as usize).cloned().flatten();
-        if let Some((s, code)) = &last
+        let last = cache.get(user as usize).and_then(Option::as_ref);
+        if let Some((s, code)) = last
             && *s == step
         {
             return (step, code.clone(), false);
@@ -155,7 +155,7 @@ impl Codes {
         )
         .expect("fixed, valid TOTP parameters");
         let code = totp::current_code(&secret, now);
-        let repeated = repeats(last.as_ref(), step, &code);
+        let repeated = repeats(last, step, &code);
         if let Some(slot) = cache.get_mut(user as usize) {
             *slot = Some((step, code.clone()));
         }
